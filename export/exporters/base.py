@@ -1,0 +1,49 @@
+"""The exporter interface: an eager module and example inputs in, artifact files out.
+
+The first returned path is the primary artifact (what the runtime loads); the rest travel
+with it (e.g. ONNX external weights).
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import ClassVar, Protocol
+
+import torch
+
+from export.spec import ModelSpec
+
+EXPORTERS = {
+    "torchscript": "export.exporters.torchscript:TorchScriptExporter",
+    "aoti": "export.exporters.aoti:AOTInductorExporter",
+    "onnx": "export.exporters.onnx:OnnxExporter",
+}
+
+
+class Exporter(Protocol):
+    format: ClassVar[str]
+
+    def export(
+        self,
+        module: torch.nn.Module,
+        spec: ModelSpec,
+        example: tuple[torch.Tensor, ...],
+        out_dir: Path,
+    ) -> list[Path]: ...
+
+
+def get_exporter(fmt: str) -> Exporter:
+    module_name, cls_name = EXPORTERS[fmt].split(":")
+    exporter: Exporter = getattr(importlib.import_module(module_name), cls_name)()
+    return exporter
+
+
+def dynamic_shapes(spec: ModelSpec) -> tuple[dict[int, torch.export.Dim], ...]:
+    """``torch.export`` dynamic shapes: one ``Dim`` per named axis, shared across inputs."""
+    dims = {
+        name: torch.export.Dim(name, min=r.min, max=r.max) for name, r in spec.dims.items()
+    }
+    return tuple(
+        {axis: dims[name] for axis, name in t.dynamic_axes().items()} for t in spec.inputs
+    )

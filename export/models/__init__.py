@@ -1,0 +1,1 @@
+"""Built-in model specs: ``mlp`` (tiny tensors), ``minilm`` (text), ``resnet18`` (images)."""

@@ -1,0 +1,48 @@
+"""Parity: a reloaded artifact against eager, on inputs other than the export inputs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from export.spec import ModelSpec
+from handlers.runtimes import Runtime
+from handlers.runtimes.eager import EagerRuntime
+
+
+@dataclass(frozen=True)
+class Parity:
+    ok: bool
+    max_abs_err: float
+    reason: str | None = None
+
+
+class EagerReference:
+    """Eager outputs per parity input, computed once and shared by every format."""
+
+    def __init__(self, spec: ModelSpec, eager: EagerRuntime) -> None:
+        self.cases = []
+        for sizes in spec.check_sizes():
+            inputs = spec.example_inputs(sizes)
+            self.cases.append((sizes, inputs, eager.run(inputs)))
+
+    def check(self, runtime: Runtime, spec: ModelSpec) -> Parity:
+        worst = 0.0
+        tol = spec.tolerance
+        for sizes, inputs, expected in self.cases:
+            actual = runtime.run(inputs)
+            if actual.shape != expected.shape:
+                return Parity(False, float("inf"), f"shape {list(actual.shape)} at {sizes}, "
+                              f"eager gives {list(expected.shape)}")  # fmt: skip
+            if not torch.isfinite(actual).all():
+                return Parity(False, float("inf"), f"non-finite output at {sizes}")
+            err = (actual.double() - expected.double()).abs()
+            worst = max(worst, float(err.max()))
+            bound = tol.atol + tol.rtol * expected.double().abs()
+            if bool((err > bound).any()):
+                return Parity(
+                    False, worst,
+                    f"max abs error {worst:.3g} at {sizes} exceeds atol={tol.atol} rtol={tol.rtol}",
+                )  # fmt: skip
+        return Parity(True, worst)

@@ -1,0 +1,127 @@
+"""``servegate export``: spec -> artifacts -> parity -> timing -> archives -> report."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from export.errors import FormatFailed
+from export.exporters import EXPORTERS, get_exporter
+from export.package import archive_name, build_archive
+from export.parity import EagerReference
+from export.progress import step
+from export.registry import resolve
+from export.report import EagerReport, ExportReport, FormatReport
+from export.spec import ModelSpec
+from export.timing import TimingPlan, latency_ms
+from handlers.manifest import Format, sha256_file
+from handlers.runtimes import load_runtime
+from handlers.runtimes.eager import EagerRuntime
+
+log = logging.getLogger("servegate.export")
+FORMATS: tuple[Format, ...] = ("torchscript", "aoti", "onnx")
+CPU = torch.device("cpu")
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    model: str
+    out: Path
+    formats: tuple[Format, ...] = FORMATS
+    weights: Path | None = None
+    timing: TimingPlan = field(default_factory=TimingPlan)
+
+
+def run_export(request: ExportRequest) -> ExportReport:
+    spec = resolve(request.model)
+    work = request.out / spec.name
+    work.mkdir(parents=True, exist_ok=True)
+    with step(f"[{spec.name}] building the eager model and parity references"):
+        module = spec.build(request.weights)
+        eager = EagerRuntime(module, CPU)
+        reference = EagerReference(spec, eager)
+    report = ExportReport(model=spec.name)
+    for i, fmt in enumerate(request.formats, 1):
+        log.info("[%s] format %d/%d: %s", spec.name, i, len(request.formats), fmt)
+        try:
+            report.formats[fmt] = _export_format(spec, fmt, module, reference, request, work)
+        except FormatFailed as exc:
+            log.error("[%s] %s", spec.name, exc)
+            report.formats[fmt] = FormatReport(error=f"{exc.stage}: {exc.reason}")
+            _drop_stale_archive(request.out / f"{archive_name(spec, fmt)}.mar")
+    with step(f"[{spec.name}] timing eager"):
+        report.eager = EagerReport(latency_ms=latency_ms(eager, spec, request.timing))
+    path = report.write(work)
+    log.info("[%s] report written to %s", spec.name, path)
+    return report
+
+
+def _export_format(
+    spec: ModelSpec,
+    fmt: Format,
+    module: torch.nn.Module,
+    reference: EagerReference,
+    request: ExportRequest,
+    work: Path,
+) -> FormatReport:
+    fmt_dir = work / fmt
+    shutil.rmtree(fmt_dir, ignore_errors=True)
+    artifact_dir = fmt_dir / "artifact"
+    artifact_dir.mkdir(parents=True)
+    example = spec.example_inputs(spec.sizes())
+    started = time.perf_counter()
+    with _stage(fmt, "export", fmt_dir), step(f"[{spec.name}] {fmt}: exporting"):
+        artifacts = get_exporter(fmt).export(module, spec, example, artifact_dir)
+    export_s = time.perf_counter() - started
+    with _stage(fmt, "reload", fmt_dir):
+        runtime = load_runtime(fmt, artifacts[0], CPU)
+    with _stage(fmt, "parity", fmt_dir), step(f"[{spec.name}] {fmt}: parity against eager"):
+        parity = reference.check(runtime, spec)
+    if not parity.ok:
+        raise FormatFailed(fmt, "parity", parity.reason or "outputs differ from eager")
+    with _stage(fmt, "timing", fmt_dir), step(f"[{spec.name}] {fmt}: timing"):
+        latency = latency_ms(runtime, spec, request.timing)
+    with _stage(fmt, "packaging", fmt_dir), step(f"[{spec.name}] {fmt}: packaging"):
+        archive = build_archive(spec, fmt, artifacts, fmt_dir / "archive", request.out)
+    return FormatReport(
+        parity_ok=True,
+        max_abs_err=parity.max_abs_err,
+        latency_ms=latency,
+        bytes=sum(p.stat().st_size for p in artifacts),
+        sha256=sha256_file(artifacts[0]),
+        export_s=round(export_s, 2),
+        archive=str(archive),
+    )
+
+
+@contextmanager
+def _stage(fmt: str, stage: str, fmt_dir: Path) -> Iterator[None]:
+    """Turn any exception of one stage into ``FormatFailed``; keep the traceback in a file."""
+    try:
+        yield
+    except FormatFailed:
+        raise
+    except Exception as exc:
+        log_file = fmt_dir / "error.log"
+        log_file.write_text("".join(traceback.format_exception(exc)))
+        lines = str(exc).strip().splitlines()
+        first = lines[0][:300] if lines else ""
+        reason = f"{type(exc).__name__}: {first} (full traceback: {log_file})"
+        raise FormatFailed(fmt, stage, reason) from exc
+
+
+def _drop_stale_archive(path: Path) -> None:
+    if path.exists():
+        path.unlink()
+        log.warning("removed %s from an earlier export: this format no longer verifies", path)
+
+
+__all__ = ["EXPORTERS", "FORMATS", "ExportRequest", "run_export"]

@@ -1,0 +1,77 @@
+"""Resolve ``MODEL=``: a built-in name, a spec file (``path.py`` or ``path.py:attr``) or
+``package.module:attr``."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import traceback
+from pathlib import Path
+
+from export.errors import SpecError, UnknownModel
+from export.spec import ModelSpec
+
+BUILTINS = {
+    "mlp": "export.models.mlp",
+    "minilm": "export.models.minilm",
+    "resnet18": "export.models.resnet18",
+}
+DEFAULT_ATTR = "SPEC"
+
+
+def resolve(model: str) -> ModelSpec:
+    if model in BUILTINS:
+        return _attr(importlib.import_module(BUILTINS[model]), DEFAULT_ATTR, model)
+    target, _, attr = model.partition(":")
+    if target.endswith(".py"):
+        return _attr(_import_file(Path(target)), attr or DEFAULT_ATTR, model)
+    if attr:
+        try:
+            module = importlib.import_module(target)
+        except ImportError as exc:
+            raise SpecError(f"cannot import {target!r}: {exc}") from None
+        except Exception as exc:
+            raise SpecError(f"importing {target!r} failed:\n{_trace(exc)}") from None
+        return _attr(module, attr, model)
+    raise UnknownModel(
+        f"unknown model {model!r}. Built-in models: {', '.join(sorted(BUILTINS))}; "
+        "or give a spec as path/to/spec.py[:ATTR] or package.module:ATTR"
+    )
+
+
+def _import_file(path: Path) -> object:
+    if not path.is_file():
+        raise SpecError(f"spec file not found: {path}")
+    name = f"servegate_spec_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path.resolve())
+    if spec is None or spec.loader is None:
+        raise SpecError(f"cannot load {path} as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise SpecError(f"spec file {path} failed to import:\n{_trace(exc, path)}") from None
+    return module
+
+
+def _attr(module: object, attr: str, model: str) -> ModelSpec:
+    value = getattr(module, attr, None)
+    if not isinstance(value, ModelSpec):
+        found = type(value).__name__ if value is not None else "nothing"
+        raise SpecError(f"{model}: expected a servegate ModelSpec named {attr!r}, found {found}")
+    return value
+
+
+def _trace(exc: BaseException, origin: Path | None = None) -> str:
+    """The spec's own traceback, from its first frame on (no importlib frames)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if origin is not None:
+        resolved = str(origin.resolve())
+        first = next((i for i, f in enumerate(frames) if f.filename == resolved), 0)
+        frames = frames[first:]
+    lines = ["Traceback (most recent call last):", *traceback.format_list(frames)]
+    lines += traceback.format_exception_only(type(exc), exc)
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines).rstrip()

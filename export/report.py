@@ -1,0 +1,69 @@
+"""The export report: ``OUT/<name>/export_report.json`` and the same as a printed table."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
+
+REPORT_NAME = "export_report.json"
+
+
+class FormatReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    parity_ok: bool = False
+    max_abs_err: float | None = None
+    latency_ms: dict[str, float] = Field(default_factory=dict)
+    bytes: int = 0
+    sha256: str = ""
+    export_s: float = 0.0
+    archive: str | None = None
+    error: str | None = None
+
+    @field_serializer("max_abs_err")
+    def _finite(self, value: float | None) -> float | None:
+        return value if value is not None and math.isfinite(value) else None
+
+
+class EagerReport(BaseModel):
+    latency_ms: dict[str, float] = Field(default_factory=dict)
+
+
+class ExportReport(BaseModel):
+    model: str
+    formats: dict[str, FormatReport] = Field(default_factory=dict)
+    eager: EagerReport = EagerReport()
+
+    @property
+    def failed(self) -> dict[str, str]:
+        return {f: r.error or "failed" for f, r in self.formats.items() if not r.parity_ok}
+
+    def write(self, directory: Path) -> Path:
+        path = directory / REPORT_NAME
+        path.write_text(json.dumps(self.model_dump(mode="json"), indent=2) + "\n")
+        return path
+
+    def table(self) -> str:
+        sizes = sorted(
+            {b for r in (self.eager, *self.formats.values()) for b in r.latency_ms}, key=int
+        )
+        head = ["format", "parity", "max_abs_err", *(f"ms@b{b}" for b in sizes), "MB", "export_s"]
+        rows = [["eager", "-", "-", *(_ms(self.eager.latency_ms.get(b)) for b in sizes), "-", "-"]]
+        for fmt, r in self.formats.items():
+            err = "-" if r.max_abs_err is None else f"{r.max_abs_err:.2e}"
+            rows.append([
+                fmt, "ok" if r.parity_ok else "FAILED", err,
+                *(_ms(r.latency_ms.get(b)) for b in sizes),
+                f"{r.bytes / 1e6:.1f}", f"{r.export_s:.1f}",
+            ])  # fmt: skip
+        widths = [max(len(str(row[i])) for row in (head, *rows)) for i in range(len(head))]
+        lines = ["  ".join(str(c).rjust(w) for c, w in zip(row, widths, strict=True))
+                 for row in (head, *rows)]  # fmt: skip
+        return "\n".join(lines)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"

@@ -1,0 +1,20 @@
+"""Eager PyTorch: the reference every exported format is checked and timed against."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+
+class EagerRuntime:
+    format = "eager"
+
+    def __init__(self, module: torch.nn.Module, device: torch.device) -> None:
+        self.device = device
+        self._module = module.to(device).eval()
+
+    def run(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
+        with torch.inference_mode():
+            out = self._module(*(t.to(self.device) for t in inputs))
+        return out.cpu() if isinstance(out, torch.Tensor) else out[0].cpu()

@@ -1,0 +1,119 @@
+"""One served model: a runtime composed with a task codec, driven by TorchServe batches.
+
+Every request of a TorchServe batch is decoded on its own; a malformed one gets its own 400
+(per-index status) and the rest run together as one forward pass.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from handlers import oip
+from handlers.errors import BadRequest
+from handlers.manifest import Manifest
+from handlers.runtimes import Runtime, load_runtime
+from handlers.tasks import TaskCodec, make_codec
+
+log = logging.getLogger(__name__)
+
+HANDLER_TIME_HEADER = "X-Servegate-Handler-Ms"
+
+
+class WorkerContext(Protocol):
+    """The part of TorchServe's ``Context`` the service uses (a fake stands in for tests)."""
+
+    @property
+    def system_properties(self) -> dict[str, Any]: ...
+
+    def set_response_status(self, code: int = 200, phrase: str = "", idx: int = 0) -> None: ...
+
+    def set_response_content_type(self, idx: int, value: str) -> None: ...
+
+    def set_response_header(self, idx: int, key: str, value: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Decoded:
+    rows: list[Any]
+    single: bool
+    oip_request: oip.OipRequest | None
+
+
+class ModelService:
+    def __init__(
+        self, manifest: Manifest, runtime: Runtime, codec: TaskCodec, name: str, version: str
+    ) -> None:
+        self.manifest = manifest
+        self.runtime = runtime
+        self.codec = codec
+        self.name = name  # the served model name (TorchServe's), used in OIP answers
+        self.version = version
+
+    @classmethod
+    def load(cls, model_dir: Path, device: torch.device, name: str = "", version: str = "") -> ModelService:
+        manifest = Manifest.read(model_dir)
+        manifest.verify(model_dir)
+        runtime = load_runtime(manifest.format, model_dir / manifest.artifact, device)
+        codec = make_codec(manifest, model_dir)
+        log.info(
+            "loaded %s (%s, %s) on %s", manifest.model, manifest.format, manifest.task, runtime.device
+        )
+        return cls(manifest, runtime, codec, name or manifest.model, version)
+
+    def handle(self, batch: list[dict[str, Any]], ctx: WorkerContext) -> list[bytes]:
+        started = time.perf_counter()
+        answers: list[Any] = [None] * len(batch)
+        decoded: dict[int, Decoded] = {}
+        for idx, request in enumerate(batch):
+            body = request.get("body", request.get("data"))
+            try:
+                decoded[idx] = self.decode(body)
+            except BadRequest as exc:
+                # The detail goes in the body only: the status line must stay a fixed phrase.
+                ctx.set_response_status(exc.status, "Bad Request", idx)
+                answers[idx] = _error_body(exc, oip.is_oip(body))
+        if decoded:
+            rows = [row for d in decoded.values() for row in d.rows]
+            out = self.runtime.run(self.codec.collate(rows))
+            start = 0
+            for idx, d in decoded.items():
+                part = out[start : start + len(d.rows)]
+                start += len(d.rows)
+                answers[idx] = self.encode(part, d)
+        elapsed_ms = f"{(time.perf_counter() - started) * 1000:.3f}"
+        results = []
+        for idx, answer in enumerate(answers):
+            ctx.set_response_content_type(idx, "application/json")
+            ctx.set_response_header(idx, HANDLER_TIME_HEADER, elapsed_ms)
+            results.append(json.dumps(answer, separators=(",", ":")).encode())
+        return results
+
+    def decode(self, body: object) -> Decoded:
+        if oip.is_oip(body):
+            assert isinstance(body, dict)
+            request = oip.parse(body)
+            return Decoded(self.codec.decode_oip(request.inputs), False, request)
+        rows, single = self.codec.decode_native(body)
+        return Decoded(rows, single, None)
+
+    def encode(self, out: torch.Tensor, decoded: Decoded) -> Any:
+        if decoded.oip_request is None:
+            return self.codec.encode_native(out, decoded.single)
+        outputs = self.codec.encode_oip(out)
+        wanted = {o.get("name") for o in decoded.oip_request.outputs or []}
+        if wanted:
+            outputs = [o for o in outputs if o["name"] in wanted]
+        return oip.response(self.name, self.version, decoded.oip_request.id, outputs)
+
+
+def _error_body(exc: BadRequest, is_oip: bool) -> dict[str, Any]:
+    if is_oip:
+        return {"error": str(exc)}
+    return {"code": exc.status, "type": exc.kind, "message": str(exc)}

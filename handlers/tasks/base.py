@@ -1,0 +1,60 @@
+"""The task codec interface.
+
+A request decodes to a list of *rows* (one text, one image, one feature vector each). The
+service concatenates the rows of every request in a TorchServe batch, ``collate`` turns them
+into the model's input tensors for one forward pass, and the output rows are handed back to
+each request's encoder.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from handlers.manifest import Manifest
+from handlers.oip import OipTensor
+
+
+class TaskCodec(ABC):
+    def __init__(self, manifest: Manifest, model_dir: Path) -> None:
+        self.manifest = manifest
+        self.model_dir = model_dir
+
+    @abstractmethod
+    def decode_native(self, body: object) -> tuple[list[Any], bool]:
+        """Rows of a native body, and whether it was a single bare item (plain text, raw image)."""
+
+    @abstractmethod
+    def decode_oip(self, inputs: Sequence[OipTensor]) -> list[Any]:
+        """Rows of an OIP v2 request."""
+
+    @abstractmethod
+    def collate(self, rows: Sequence[Any]) -> list[torch.Tensor]:
+        """Model inputs for all rows of a batch, as one forward pass."""
+
+    @abstractmethod
+    def encode_native(self, out: torch.Tensor, single: bool) -> Any:
+        """The native JSON answer for one request's output rows."""
+
+    @abstractmethod
+    def encode_oip(self, out: torch.Tensor) -> list[dict[str, Any]]:
+        """OIP v2 output tensors for one request's output rows."""
+
+
+def make_codec(manifest: Manifest, model_dir: Path) -> TaskCodec:
+    # Imported here so each worker loads only its own task's dependencies.
+    if manifest.task == "text_embedding":
+        from handlers.tasks.text_embedding import TextEmbeddingCodec
+
+        return TextEmbeddingCodec(manifest, model_dir)
+    if manifest.task == "image_classification":
+        from handlers.tasks.image_classification import ImageClassificationCodec
+
+        return ImageClassificationCodec(manifest, model_dir)
+    from handlers.tasks.tensor import TensorCodec
+
+    return TensorCodec(manifest, model_dir)

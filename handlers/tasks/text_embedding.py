@@ -1,0 +1,75 @@
+"""Text embedding: texts in, L2-normalised sentence embeddings out.
+
+Native body: ``{"inputs": ["text", ...]}`` or a plain-text body holding one text.
+Answer: ``{"embeddings": [[...], ...]}`` in input order. OIP v2: one ``BYTES`` input.
+Texts are tokenised with the archive's ``tokenizer.json``, truncated to ``max_length`` tokens
+and padded to the longest text of the whole TorchServe batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from tokenizers import Tokenizer
+
+from handlers.errors import BadRequest
+from handlers.manifest import Manifest
+from handlers.oip import OipTensor, tensor_out
+from handlers.tasks.base import TaskCodec
+from handlers.tasks.body import json_object, native_inputs
+
+
+class TextEmbeddingCodec(TaskCodec):
+    def __init__(self, manifest: Manifest, model_dir: Path) -> None:
+        super().__init__(manifest, model_dir)
+        config = manifest.task_config
+        self.tokenizer = Tokenizer.from_file(str(model_dir / config["tokenizer"]))
+        self.tokenizer.enable_truncation(max_length=int(config["max_length"]))
+        self.tokenizer.enable_padding(pad_id=int(config["pad_id"]), pad_token=config["pad_token"])
+        self.max_texts = int(config.get("max_texts_per_request", 1024))
+
+    def decode_native(self, body: object) -> tuple[list[Any], bool]:
+        obj = json_object(body)
+        if obj is None:
+            return [_as_text(body)], True
+        texts = native_inputs(obj)
+        return self._checked(texts), False
+
+    def decode_oip(self, inputs: Sequence[OipTensor]) -> list[Any]:
+        if len(inputs) != 1 or inputs[0].datatype != "BYTES":
+            raise BadRequest("text embedding takes exactly one BYTES input tensor of texts")
+        return self._checked(inputs[0].data)
+
+    def _checked(self, texts: list[Any]) -> list[str]:
+        if not all(isinstance(t, str) for t in texts):
+            raise BadRequest('"inputs" must be a list of strings')
+        if len(texts) > self.max_texts:
+            raise BadRequest(f"at most {self.max_texts} texts per request, got {len(texts)}")
+        return texts
+
+    def collate(self, rows: Sequence[Any]) -> list[torch.Tensor]:
+        encodings = self.tokenizer.encode_batch(list(rows))
+        ids = torch.tensor([e.ids for e in encodings], dtype=torch.int64)
+        mask = torch.tensor([e.attention_mask for e in encodings], dtype=torch.int64)
+        return [ids, mask]
+
+    def encode_native(self, out: torch.Tensor, single: bool) -> Any:
+        return {"embeddings": out.tolist()}
+
+    def encode_oip(self, out: torch.Tensor) -> list[dict[str, Any]]:
+        name = self.manifest.outputs[0].name
+        return [tensor_out(name, "FP32", list(out.shape), out.flatten().tolist())]
+
+
+def _as_text(body: object) -> str:
+    if isinstance(body, str):
+        return body
+    if isinstance(body, (bytes, bytearray)):
+        try:
+            return bytes(body).decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadRequest("plain-text body is not valid UTF-8") from None
+    raise BadRequest('expected a plain-text body or {"inputs": ["text", ...]}')

