@@ -6,7 +6,7 @@ import logging
 import shutil
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +20,7 @@ from export.parity import EagerReference
 from export.progress import step
 from export.registry import resolve
 from export.report import EagerReport, ExportReport, FormatReport
-from export.spec import ModelSpec
+from export.spec import ModelSpec, ServingConfig
 from export.timing import TimingPlan, latency_ms
 from handlers.manifest import Format, sha256_file
 from handlers.runtimes import load_runtime
@@ -38,10 +38,15 @@ class ExportRequest:
     formats: tuple[Format, ...] = FORMATS
     weights: Path | None = None
     timing: TimingPlan = field(default_factory=TimingPlan)
+    # Overrides of the spec's ServingConfig fields (model-config.yaml), e.g. batch_size.
+    serving_overrides: Mapping[str, int] = field(default_factory=dict)
 
 
 def run_export(request: ExportRequest) -> ExportReport:
     spec = resolve(request.model)
+    if request.serving_overrides:
+        serving = {**spec.serving.model_dump(), **request.serving_overrides}
+        spec = spec.model_copy(update={"serving": ServingConfig.model_validate(serving)})
     work = request.out / spec.name
     work.mkdir(parents=True, exist_ok=True)
     with step(f"[{spec.name}] building the eager model and parity references"):

@@ -24,6 +24,7 @@ from handlers.tasks import TaskCodec, make_codec
 log = logging.getLogger(__name__)
 
 HANDLER_TIME_HEADER = "X-Servegate-Handler-Ms"
+BATCH_SIZE_HEADER = "X-Servegate-Batch-Size"
 
 
 class WorkerContext(Protocol):
@@ -92,6 +93,7 @@ class ModelService:
         for idx, answer in enumerate(answers):
             ctx.set_response_content_type(idx, "application/json")
             ctx.set_response_header(idx, HANDLER_TIME_HEADER, elapsed_ms)
+            ctx.set_response_header(idx, BATCH_SIZE_HEADER, str(len(batch)))
             results.append(json.dumps(answer, separators=(",", ":")).encode())
         return results
 

@@ -84,7 +84,7 @@ SPEC = ModelSpec(
         TensorSpec(name="input_ids", dtype="int64", shape=("batch", "sequence")),
         TensorSpec(name="attention_mask", dtype="int64", shape=("batch", "sequence")),
     ),
-    outputs=(TensorSpec(name="embedding", shape=("batch", HIDDEN)),),
+    outputs=(TensorSpec(name="sentence_embedding", shape=("batch", HIDDEN)),),
     dims={
         "batch": DimRange(min=1, max=1024, export=2, check=(1, 3, 5)),
         "sequence": DimRange(min=1, max=512, export=16, check=(7, 33, 128)),

@@ -20,6 +20,8 @@ def register(sub: Any) -> None:
     p.add_argument("--out", type=Path, default=Path("model_store"), help="archive directory")
     p.add_argument("--weights", type=Path, default=None, help="safetensors or state-dict file")
     p.add_argument("--timing-budget", type=float, default=2.0, help="seconds per batch size")
+    p.add_argument("--batch-size", type=int, help="TorchServe batchSize (default: the spec's)")
+    p.add_argument("--max-batch-delay", type=int, help="TorchServe maxBatchDelay in ms")
     p.set_defaults(run=run)
 
 
@@ -34,12 +36,18 @@ def run(args: argparse.Namespace) -> int:
     if unknown or not formats:
         log.error("unknown format(s) %s; choose from %s", unknown, ", ".join(FORMATS))
         return 2
+    overrides = {
+        key: value
+        for key, value in (("batch_size", args.batch_size), ("max_batch_delay_ms", args.max_batch_delay))
+        if value is not None
+    }
     request = ExportRequest(
         model=args.model,
         out=args.out,
         formats=formats,  # type: ignore[arg-type]
         weights=args.weights,
         timing=TimingPlan(budget_s=args.timing_budget),
+        serving_overrides=overrides,
     )
     try:
         report = run_export(request)

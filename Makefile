@@ -1,0 +1,47 @@
+# servegate: every target calls the `servegate` CLI or the project's own tools in .venv.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+MODEL ?= minilm
+FORMATS ?= torchscript,aoti,onnx
+OUT ?= model_store
+STORE ?= model_store
+WEIGHTS ?=
+PYTEST_ARGS ?=
+
+.PHONY: help install export serve stop demo test lint
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@echo "  variables: MODEL=$(MODEL) FORMATS=$(FORMATS) OUT=$(OUT) STORE=$(STORE) WEIGHTS="
+
+install: $(VENV)/.installed ## create .venv and install servegate (quick when nothing changed)
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+export: install ## export MODEL to verified archives in OUT (FORMATS=torchscript,aoti,onnx)
+	$(BIN)/servegate export $(MODEL) --formats $(FORMATS) --out $(OUT) $(if $(WEIGHTS),--weights $(WEIGHTS))
+
+serve: install ## start TorchServe on the archives in STORE
+	$(BIN)/servegate serve --store $(STORE)
+
+stop: install ## stop what `make serve` / `make demo` started
+	$(BIN)/servegate stop
+
+demo: install ## export minilm, serve it and send it requests
+	$(BIN)/servegate demo
+
+test: install ## run the test suite (real TorchServe)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy

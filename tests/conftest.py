@@ -1,0 +1,94 @@
+"""Shared fixtures: archives exported once per session and a real TorchServe serving them.
+
+Everything here is real: the export pipeline writes real ``.mar`` files and TorchServe
+(started through ``servegate.torchserve``) serves them on free loopback ports.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from export.pipeline import ExportRequest, run_export
+from export.timing import TimingPlan
+from servegate.torchserve.process import TorchServe
+from servegate.torchserve.settings import Ports, TorchServeSettings
+from tests.support.tsclient import TorchServeClient
+
+QUICK_TIMING = TimingPlan(warmup=1, min_runs=1, max_runs=1, budget_s=0.0)
+
+# What the session's TorchServe serves: model -> formats. mlp waits up to 100 ms to fill a
+# batch, so concurrent test requests really share one forward pass.
+SERVING_OVERRIDES = {"mlp": {"max_batch_delay_ms": 100}}
+SERVED = {
+    "mlp": ("torchscript", "aoti", "onnx"),
+    "minilm": ("torchscript", "onnx"),
+    "resnet18": ("onnx",),
+}
+
+
+def free_ports(n: int) -> list[int]:
+    socks = []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def fresh_ports() -> Ports:
+    names = list(Ports.model_fields)
+    return Ports(**dict(zip(names, free_ports(len(names)), strict=True)))
+
+
+@pytest.fixture(scope="session")
+def model_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The archives of ``SERVED``, exported once per test session."""
+    logging.getLogger("servegate").setLevel(logging.INFO)
+    store = tmp_path_factory.mktemp("store")
+    for model, formats in SERVED.items():
+        report = run_export(
+            ExportRequest(
+                model=model,
+                out=store,
+                formats=formats,
+                timing=QUICK_TIMING,
+                serving_overrides=SERVING_OVERRIDES.get(model, {}),
+            )
+        )
+        assert not report.failed, report.failed
+    return store
+
+
+@pytest.fixture(scope="session")
+def torchserve(
+    model_store: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TorchServeClient]:
+    """One real TorchServe serving every session archive."""
+    workdir = tmp_path_factory.mktemp("ts")
+    settings = TorchServeSettings(store=model_store, workdir=workdir, ports=fresh_ports())
+    server = TorchServe(settings)
+    server.start()
+    try:
+        server.wait_ready()
+        yield TorchServeClient(settings, server.keys())
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def scratch_store(tmp_path: Path, model_store: Path) -> Path:
+    """A private copy of the session store that a test may modify."""
+    store = tmp_path / "store"
+    store.mkdir()
+    for mar in model_store.glob("*.mar"):
+        shutil.copy2(mar, store / mar.name)
+    return store

@@ -1,0 +1,92 @@
+"""The worker-side service on a real exported archive, driven through a fake TorchServe context."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from export.models import mlp
+from handlers.errors import IntegrityError
+from handlers.service import BATCH_SIZE_HEADER, ModelService
+from tests.support.fake_context import FakeContext
+
+
+@pytest.fixture(scope="module")
+def mlp_dir(model_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("mlp_torchscript")
+    with zipfile.ZipFile(model_store / "mlp_torchscript.mar") as mar:
+        mar.extractall(target)
+    return target
+
+
+def eager(rows: list[list[float]]) -> torch.Tensor:
+    with torch.inference_mode():
+        out: torch.Tensor = mlp.build(None)(torch.tensor(rows))
+        return out
+
+
+def test_malformed_member_of_a_batch_gets_its_own_400(mlp_dir: Path) -> None:
+    service = ModelService.load(mlp_dir, torch.device("cpu"), name="mlp_torchscript")
+    good = [[float(i + j) for j in range(16)] for i in range(3)]
+    batch = [
+        {"body": {"inputs": good[:2]}},
+        {"body": {"inputs": [[1.0, 2.0]]}},  # wrong row shape
+        {"body": b"{not json"},
+        {"body": {"inputs": good[2:]}},
+    ]
+    ctx = FakeContext(str(mlp_dir))
+    answers = [json.loads(a) for a in service.handle(batch, ctx)]
+
+    assert [ctx.status(i) for i in range(4)] == [200, 400, 400, 200]
+    assert answers[1] == {
+        "code": 400,
+        "type": "BadRequest",
+        "message": "each input row must have shape [16], got a batch of shape [1, 2]",
+    }
+    assert answers[2]["message"].startswith("request body is not valid JSON")
+    expected = eager(good)
+    torch.testing.assert_close(torch.tensor(answers[0]["outputs"]), expected[:2], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(torch.tensor(answers[3]["outputs"]), expected[2:], atol=1e-5, rtol=1e-4)
+    assert ctx.headers[0][BATCH_SIZE_HEADER] == "4"
+
+
+def test_oip_request_gets_an_oip_answer(mlp_dir: Path) -> None:
+    service = ModelService.load(mlp_dir, torch.device("cpu"), name="mlp_torchscript", version="1.0")
+    row = [0.5] * 16
+    body = {"id": "r1", "inputs": [{"name": "features", "shape": [1, 16], "datatype": "FP32", "data": row}]}
+    ctx = FakeContext(str(mlp_dir))
+    (answer,) = [json.loads(a) for a in service.handle([{"body": body}], ctx)]
+    assert answer["model_name"] == "mlp_torchscript"
+    assert answer["model_version"] == "1.0"
+    assert answer["id"] == "r1"
+    (out,) = answer["outputs"]
+    assert (out["name"], out["datatype"], out["shape"]) == ("scores", "FP32", [1, 4])
+    torch.testing.assert_close(torch.tensor(out["data"]), eager([row]).flatten(), atol=1e-5, rtol=1e-4)
+
+
+def test_oip_error_uses_the_oip_error_shape(mlp_dir: Path) -> None:
+    service = ModelService.load(mlp_dir, torch.device("cpu"))
+    body = {"inputs": [{"name": "features", "shape": [1, 16], "datatype": "BYTES", "data": ["a"] * 16}]}
+    ctx = FakeContext(str(mlp_dir))
+    (answer,) = [json.loads(a) for a in service.handle([{"body": body}], ctx)]
+    assert ctx.status(0) == 400
+    assert answer == {"error": "this model takes exactly one numeric input tensor"}
+
+
+def test_tampered_artifact_is_refused(mlp_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tampered = tmp_path / "model"
+    tampered.mkdir()
+    for item in mlp_dir.iterdir():
+        if item.is_file():
+            (tampered / item.name).write_bytes(item.read_bytes())
+    artifact = tampered / "model.torchscript.pt"
+    data = bytearray(artifact.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    artifact.write_bytes(bytes(data))
+    with pytest.raises(IntegrityError, match="model.torchscript.pt failed its SHA-256 check"):
+        ModelService.load(tampered, torch.device("cpu"))
+    assert "refusing to load model.torchscript.pt: SHA-256 mismatch" in caplog.text
