@@ -12,7 +12,7 @@ STORE ?= model_store
 WEIGHTS ?=
 PYTEST_ARGS ?=
 
-.PHONY: help install export serve stop demo test lint
+.PHONY: help install export serve stop demo test lint bench-overhead bench-gateway
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,10 +38,17 @@ stop: install ## stop what `make serve` / `make demo` started
 demo: install ## export minilm, serve it and send it requests
 	$(BIN)/servegate demo
 
-test: install ## run the test suite (real TorchServe)
+test: install ## run the test suite (real TorchServe, real Chromium)
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+bench-overhead: install ## TorchServe per-request overhead (latency minus handler time) on mlp
+	$(BIN)/python -m bench.ts_overhead
+
+bench-gateway: install ## TorchServe direct vs through the gateway on mlp (p50/p99/throughput)
+	$(BIN)/python -m bench.gateway

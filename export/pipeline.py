@@ -57,7 +57,9 @@ def run_export(request: ExportRequest) -> ExportReport:
     for i, fmt in enumerate(request.formats, 1):
         log.info("[%s] format %d/%d: %s", spec.name, i, len(request.formats), fmt)
         try:
-            report.formats[fmt] = _export_format(spec, fmt, module, reference, request, work)
+            report.formats[fmt] = _export_format(
+                spec, fmt, module=module, reference=reference, request=request, work=work
+            )
         except FormatFailed as exc:
             log.error("[%s] %s", spec.name, exc)
             report.formats[fmt] = FormatReport(error=f"{exc.stage}: {exc.reason}")
@@ -72,6 +74,7 @@ def run_export(request: ExportRequest) -> ExportReport:
 def _export_format(
     spec: ModelSpec,
     fmt: Format,
+    *,
     module: torch.nn.Module,
     reference: EagerReference,
     request: ExportRequest,

@@ -71,7 +71,7 @@ def _trace(exc: BaseException, origin: Path | None = None) -> str:
     if origin is not None:
         resolved = str(origin.resolve())
         first = next((i for i, f in enumerate(frames) if f.filename == resolved), 0)
-        frames = frames[first:]
+        frames = traceback.StackSummary.from_list(frames[first:])
     lines = ["Traceback (most recent call last):", *traceback.format_list(frames)]
     lines += traceback.format_exception_only(type(exc), exc)
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines).rstrip()

@@ -47,9 +47,8 @@ class ExportReport(BaseModel):
         return path
 
     def table(self) -> str:
-        sizes = sorted(
-            {b for r in (self.eager, *self.formats.values()) for b in r.latency_ms}, key=int
-        )
+        timings = [self.eager.latency_ms, *(r.latency_ms for r in self.formats.values())]
+        sizes = sorted({b for t in timings for b in t}, key=int)
         head = ["format", "parity", "max_abs_err", *(f"ms@b{b}" for b in sizes), "MB", "export_s"]
         rows = [["eager", "-", "-", *(_ms(self.eager.latency_ms.get(b)) for b in sizes), "-", "-"]]
         for fmt, r in self.formats.items():

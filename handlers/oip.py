@@ -55,9 +55,7 @@ def parse(body: dict[str, Any]) -> OipRequest:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise BadRequest(f"invalid inference request at {where}: {first['msg']}") from None
-    return request.model_copy(
-        update={"inputs": [_checked(t) for t in request.inputs]}
-    )
+    return request.model_copy(update={"inputs": [_checked(t) for t in request.inputs]})
 
 
 def _checked(tensor: OipTensor) -> OipTensor:
@@ -93,7 +91,10 @@ def tensor_out(name: str, datatype: str, shape: list[int], data: list[Any]) -> d
 
 
 def response(
-    model_name: str, model_version: str | None, request_id: str | None, outputs: list[dict[str, Any]]
+    model_name: str,
+    model_version: str | None,
+    request_id: str | None,
+    outputs: list[dict[str, Any]],
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"model_name": model_name, "outputs": outputs}
     if model_version:

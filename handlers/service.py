@@ -58,13 +58,19 @@ class ModelService:
         self.version = version
 
     @classmethod
-    def load(cls, model_dir: Path, device: torch.device, name: str = "", version: str = "") -> ModelService:
+    def load(
+        cls, model_dir: Path, device: torch.device, name: str = "", version: str = ""
+    ) -> ModelService:
         manifest = Manifest.read(model_dir)
         manifest.verify(model_dir)
         runtime = load_runtime(manifest.format, model_dir / manifest.artifact, device)
         codec = make_codec(manifest, model_dir)
         log.info(
-            "loaded %s (%s, %s) on %s", manifest.model, manifest.format, manifest.task, runtime.device
+            "loaded %s (%s, %s) on %s",
+            manifest.model,
+            manifest.format,
+            manifest.task,
+            runtime.device,
         )
         return cls(manifest, runtime, codec, name or manifest.model, version)
 

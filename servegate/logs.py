@@ -13,5 +13,5 @@ def configure(verbose: bool = False) -> None:
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
-    for noisy in ("onnxscript", "onnx_ir", "torch", "httpx", "transformers"):
+    for noisy in ("onnxscript", "onnx_ir", "onnxruntime", "torch", "httpx", "transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

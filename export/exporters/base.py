@@ -41,9 +41,5 @@ def get_exporter(fmt: str) -> Exporter:
 
 def dynamic_shapes(spec: ModelSpec) -> tuple[dict[int, torch.export.Dim], ...]:
     """``torch.export`` dynamic shapes: one ``Dim`` per named axis, shared across inputs."""
-    dims = {
-        name: torch.export.Dim(name, min=r.min, max=r.max) for name, r in spec.dims.items()
-    }
-    return tuple(
-        {axis: dims[name] for axis, name in t.dynamic_axes().items()} for t in spec.inputs
-    )
+    dims = {name: torch.export.Dim(name, min=r.min, max=r.max) for name, r in spec.dims.items()}
+    return tuple({axis: dims[name] for axis, name in t.dynamic_axes().items()} for t in spec.inputs)

@@ -8,6 +8,7 @@ an external ``.onnx.data`` file; both are artifacts and both are packaged.
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import ClassVar
 
@@ -31,7 +32,9 @@ class OnnxExporter:
         out_dir: Path,
     ) -> list[Path]:
         raw = out_dir / "exported.onnx"
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            # Axes that share one Dim are named once; torch warns for every other use.
+            warnings.filterwarnings("ignore", message=r"# The axis name: .* will not be used")
             torch.onnx.export(
                 module,
                 example,
@@ -41,6 +44,7 @@ class OnnxExporter:
                 output_names=[t.name for t in spec.outputs],
                 dynamic_shapes=dynamic_shapes(spec),
                 external_data=True,
+                verbose=False,
             )
         final = out_dir / "model.onnx"
         if spec.transformer is not None:
@@ -66,7 +70,8 @@ def _resave(src: Path, dst: Path) -> None:
 
 
 def _has_large_weights(model: onnx.ModelProto) -> bool:
-    return sum(t.ByteSize() for t in model.graph.initializer) > 64 * 1024 * 1024
+    size: int = sum(t.ByteSize() for t in model.graph.initializer)
+    return size > 64 * 1024 * 1024
 
 
 def _optimize_transformer(src: Path, dst: Path, info: TransformerInfo) -> None:

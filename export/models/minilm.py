@@ -44,7 +44,10 @@ class SentenceEmbedder(nn.Module):
 
 def build(weights: Path | None) -> nn.Module:
     from transformers import BertModel
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     encoder = BertModel.from_pretrained(str(model_dir()), local_files_only=True)
     module = SentenceEmbedder(encoder)
     if weights is not None:

@@ -18,9 +18,7 @@ OUT_FEATURES = 4
 def build(weights: Path | None) -> nn.Module:
     with torch.random.fork_rng():
         torch.manual_seed(0)  # reproducible random weights: tests rebuild the same model
-        module = nn.Sequential(
-            nn.Linear(IN_FEATURES, 32), nn.ReLU(), nn.Linear(32, OUT_FEATURES)
-        )
+        module = nn.Sequential(nn.Linear(IN_FEATURES, 32), nn.ReLU(), nn.Linear(32, OUT_FEATURES))
     if weights is not None:
         load_state_dict(module, weights)
     return module.eval()

@@ -24,7 +24,7 @@ def build(weights: Path | None) -> nn.Module:
 
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        module = resnet18(weights=None)
+        module: nn.Module = resnet18(weights=None)
     if weights is not None:
         load_state_dict(module, weights)
     return module.eval()

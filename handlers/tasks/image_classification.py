@@ -47,7 +47,7 @@ class ImageClassificationCodec(TaskCodec):
         obj = json_object(body)
         if obj is None:
             if not isinstance(body, (bytes, bytearray)):
-                raise BadRequest("expected raw image bytes or {\"inputs\": [\"<base64>\", ...]}")
+                raise BadRequest('expected raw image bytes or {"inputs": ["<base64>", ...]}')
             return [self.preprocess(bytes(body))], True
         return self._from_base64(native_inputs(obj)), False
 
@@ -74,16 +74,17 @@ class ImageClassificationCodec(TaskCodec):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
-                image = Image.open(io.BytesIO(raw))
-                if image.width * image.height > self.max_pixels:
-                    raise BadRequest(f"image of {image.width}x{image.height} pixels is too large")
-                image = image.convert("RGB")
+                opened = Image.open(io.BytesIO(raw))
+                if opened.width * opened.height > self.max_pixels:
+                    raise BadRequest(f"image of {opened.width}x{opened.height} pixels is too large")
+                image = opened.convert("RGB")
         except (UnidentifiedImageError, OSError, Image.DecompressionBombWarning) as exc:
             raise BadRequest(f"could not decode image: {type(exc).__name__}") from None
         image = F.resize(image, [self.resize], interpolation=InterpolationMode.BILINEAR)
         image = F.center_crop(image, [self.crop])
         tensor = F.convert_image_dtype(F.pil_to_tensor(image), torch.float32)
-        return F.normalize(tensor, mean=self.mean, std=self.std)
+        normalized: torch.Tensor = F.normalize(tensor, mean=self.mean, std=self.std)
+        return normalized
 
     def collate(self, rows: Sequence[Any]) -> list[torch.Tensor]:
         return [torch.stack(list(rows))]

@@ -33,7 +33,9 @@ SENTENCES = [
 
 
 def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser("demo", help="export minilm, serve it, send requests")
+    p: argparse.ArgumentParser = sub.add_parser(
+        "demo", help="export minilm, serve it, send requests"
+    )
     p.add_argument("--store", type=Path, default=Path("model_store"))
     p.add_argument("--workdir", type=Path, default=Path(".servegate/torchserve"))
     p.add_argument("--requests", type=int, default=300)
@@ -52,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
         if code != 0:
             return code
     else:
-        log.info("using the archives already in %s (re-export: make export MODEL=%s)", args.store, MODEL)
+        log.info(
+            "using the archives already in %s (re-export: make export MODEL=%s)", args.store, MODEL
+        )
     settings = TorchServeSettings(store=args.store, workdir=args.workdir, models=tuple(archives))
     server = TorchServe(settings)
     if server.pid() is not None:
@@ -79,14 +83,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load(settings: TorchServeSettings, server: TorchServe, archive: str, n: int) -> tuple[int, list[float]]:
+def _load(
+    settings: TorchServeSettings, server: TorchServe, archive: str, n: int
+) -> tuple[int, list[float]]:
     url = f"{settings.url('inference')}/predictions/{archive}"
     headers = {"Authorization": f"Bearer {server.keys().inference.key}"}
     with httpx.Client(timeout=60, limits=httpx.Limits(max_connections=8)) as client:
 
         def one(i: int) -> tuple[bool, float]:
             started = time.perf_counter()
-            resp = client.post(url, json={"inputs": [SENTENCES[i % len(SENTENCES)]]}, headers=headers)
+            resp = client.post(
+                url, json={"inputs": [SENTENCES[i % len(SENTENCES)]]}, headers=headers
+            )
             return resp.status_code == 200, (time.perf_counter() - started) * 1000
 
         with ThreadPoolExecutor(max_workers=8) as pool:

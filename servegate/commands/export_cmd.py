@@ -15,7 +15,9 @@ def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "export", help="export a model to verified TorchScript/AOTInductor/ONNX archives"
     )
-    p.add_argument("model", help="built-in name (mlp, minilm, resnet18), spec.py[:ATTR] or pkg.mod:ATTR")
+    p.add_argument(
+        "model", help="built-in name (mlp, minilm, resnet18), spec.py[:ATTR] or pkg.mod:ATTR"
+    )
     p.add_argument("--formats", default="torchscript,aoti,onnx", help="comma-separated formats")
     p.add_argument("--out", type=Path, default=Path("model_store"), help="archive directory")
     p.add_argument("--weights", type=Path, default=None, help="safetensors or state-dict file")
@@ -38,7 +40,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     overrides = {
         key: value
-        for key, value in (("batch_size", args.batch_size), ("max_batch_delay_ms", args.max_batch_delay))
+        for key, value in (
+            ("batch_size", args.batch_size),
+            ("max_batch_delay_ms", args.max_batch_delay),
+        )
         if value is not None
     }
     request = ExportRequest(

@@ -17,23 +17,31 @@ DEFAULT_WORKDIR = Path(".servegate/torchserve")
 
 
 def register(sub: Any) -> None:
-    serve: argparse.ArgumentParser = sub.add_parser("serve", help="start TorchServe on the model store")
+    serve: argparse.ArgumentParser = sub.add_parser(
+        "serve", help="start TorchServe on the model store"
+    )
     serve.add_argument("--store", type=Path, default=Path("model_store"))
     serve.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
     serve.add_argument("--models", default="", help="comma-separated archive names (default: all)")
     serve.add_argument("--host", default="127.0.0.1")
     for name, default in Ports().model_dump().items():
-        serve.add_argument(f"--{name.replace('_', '-')}-port", type=int, default=default, dest=f"port_{name}")
+        serve.add_argument(
+            f"--{name.replace('_', '-')}-port", type=int, default=default, dest=f"port_{name}"
+        )
     serve.add_argument("--ready-timeout", type=float, default=300.0)
     serve.set_defaults(run=run_serve)
 
-    stop: argparse.ArgumentParser = sub.add_parser("stop", help="stop what `servegate serve` started")
+    stop: argparse.ArgumentParser = sub.add_parser(
+        "stop", help="stop what `servegate serve` started"
+    )
     stop.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
     stop.set_defaults(run=run_stop)
 
 
 def settings_from(args: argparse.Namespace) -> TorchServeSettings:
-    ports = Ports(**{k.removeprefix("port_"): v for k, v in vars(args).items() if k.startswith("port_")})
+    ports = Ports(
+        **{k.removeprefix("port_"): v for k, v in vars(args).items() if k.startswith("port_")}
+    )
     models = tuple(m.strip().removesuffix(".mar") for m in args.models.split(",") if m.strip())
     return TorchServeSettings(store=args.store, workdir=args.workdir, models=models, host=args.host,
                               ports=ports, ready_timeout_s=args.ready_timeout)  # fmt: skip
@@ -55,8 +63,10 @@ def run_serve(args: argparse.Namespace) -> int:
         f"  inference   {settings.url('inference')}/predictions/<model>\n"
         f"  management  {settings.url('management')} (register/delete API off)\n"
         f"  metrics     {settings.url('metrics')}/metrics\n"
-        f"  gRPC        {settings.host}:{p.grpc_inference} (inference), {p.grpc_management} (management)\n"
-        f"  key file    {settings.key_file.resolve()} (token authorization is on; the gateway reads it)\n"
+        f"  gRPC        {settings.host}:{p.grpc_inference} (inference), "
+        f"{p.grpc_management} (management)\n"
+        f"  key file    {settings.key_file.resolve()} "
+        "(token authorization is on; the gateway reads it)\n"
         f"  logs        {settings.logdir.resolve()}\n"
         f"Stop it with `make stop` (servegate stop --workdir {settings.workdir}).\n"
     )

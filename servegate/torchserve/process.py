@@ -26,6 +26,7 @@ log = logging.getLogger("servegate.serve")
 
 PID_FILE = ".model_server.pid"
 STATE_FILE = "servegate-serve.json"
+WORKER_LOG_PREFIX = "MODEL_LOG - "
 LOAD_FAILURE_MARKERS = ("Backend worker process died", "Load model failed", "Failed to load model")
 
 
@@ -62,11 +63,25 @@ class TorchServe:
             d.mkdir(parents=True, exist_ok=True)
         s.key_file.unlink(missing_ok=True)
         s.config_file.write_text(s.properties())
-        cmd = [_bin("torchserve"), "--start", "--ts-config", str(s.config_file.resolve()),
-               "--model-store", str(s.store.resolve()), "--ncs"]  # fmt: skip
+        cmd = [
+            _bin("torchserve"),
+            "--start",
+            "--ts-config",
+            str(s.config_file.resolve()),
+            "--model-store",
+            str(s.store.resolve()),
+            "--ncs",  # no config snapshots: the config file is the only source of truth
+        ]
         with (s.logdir / "console.log").open("ab") as console:
-            subprocess.run(cmd, cwd=s.workdir, env=self._env(), stdout=console,
-                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=True)  # fmt: skip
+            subprocess.run(
+                cmd,
+                cwd=s.workdir,
+                env=self._env(),
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                check=True,
+            )
         (s.workdir / STATE_FILE).write_text(json.dumps({"models": archives}))
         log.info("TorchServe starting (pid %s), loading %s", self.pid(), ", ".join(archives))
 
@@ -79,7 +94,9 @@ class TorchServe:
             if failure:
                 raise ServeError(f"a model failed to load; TorchServe says:\n{failure}")
             if self.pid() is None:
-                raise ServeError(f"TorchServe exited during start; its log:\n{self._tail('ts_log.log')}")
+                raise ServeError(
+                    f"TorchServe exited during start; its log:\n{self._tail('ts_log.log')}"
+                )
             statuses = self._statuses(wanted)
             if statuses and all(st.ready for st in statuses):
                 return statuses
@@ -97,8 +114,14 @@ class TorchServe:
             procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
         except psutil.NoSuchProcess:
             procs = []
-        subprocess.run([_bin("torchserve"), "--stop"], cwd=self.settings.workdir, env=self._env(),
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)  # fmt: skip
+        subprocess.run(
+            [_bin("torchserve"), "--stop"],
+            cwd=self.settings.workdir,
+            env=self._env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
         _, alive = psutil.wait_procs(procs, timeout=timeout_s)
         for proc in alive:
             log.warning("killing TorchServe process %s that ignored SIGTERM", proc.pid)
@@ -113,7 +136,10 @@ class TorchServe:
         try:
             pid = int(pid_file.read_text().split()[0])
             proc = psutil.Process(pid)
-            if proc.status() != psutil.STATUS_ZOMBIE and "org.pytorch.serve.ModelServer" in proc.cmdline():
+            if (
+                proc.status() != psutil.STATUS_ZOMBIE
+                and "org.pytorch.serve.ModelServer" in proc.cmdline()
+            ):
                 return pid
         except (OSError, ValueError, IndexError, psutil.Error):
             pass
@@ -134,9 +160,11 @@ class TorchServe:
         return env
 
     def _statuses(self, names: list[str]) -> list[ModelStatus]:
-        if not self.settings.key_file.is_file():
+        try:
+            key = self.keys().management.key
+        except (OSError, ValueError):  # not written yet, or half written
             return []
-        headers = {"Authorization": f"Bearer {self.keys().management.key}"}
+        headers = {"Authorization": f"Bearer {key}"}
         out = []
         with httpx.Client(base_url=self.settings.url("management"), timeout=5.0) as client:
             for name in names:
@@ -152,9 +180,14 @@ class TorchServe:
         text = self._read_log("ts_log.log") + self._read_log("model_log.log")
         if not any(marker in text for marker in LOAD_FAILURE_MARKERS):
             return None
-        lines = [ln for ln in self._read_log("model_log.log").splitlines()
-                 if "stderr" in ln or "ERROR" in ln or "Error" in ln]  # fmt: skip
-        return "\n".join(lines[-25:]) or self._tail("ts_log.log")
+        # The workers' own output (our handler's log lines and tracebacks), without the
+        # frontend's timestamp/worker prefix.
+        worker = [
+            line.split(WORKER_LOG_PREFIX, 1)[1]
+            for line in self._read_log("model_log.log").splitlines()
+            if WORKER_LOG_PREFIX in line
+        ]
+        return "\n".join(worker[-30:]) or self._tail("ts_log.log")
 
     def _read_log(self, name: str) -> str:
         try:

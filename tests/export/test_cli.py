@@ -32,7 +32,7 @@ def test_spec_that_fails_to_import_shows_its_error(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert f"spec file {spec} failed to import" in result.stderr
     assert "ModuleNotFoundError: No module named 'not_a_real_module_for_servegate'" in result.stderr
-    assert "broken_spec.py\", line 1" in result.stderr
+    assert 'broken_spec.py", line 1' in result.stderr
 
 
 def test_object_that_is_not_a_spec_is_refused(tmp_path: Path) -> None:
@@ -43,7 +43,7 @@ def test_object_that_is_not_a_spec_is_refused(tmp_path: Path) -> None:
     assert "expected a servegate ModelSpec named 'SPEC', found int" in result.stderr
 
 
-MISCOMPILED = '''
+MISCOMPILED = """
 import torch
 from export.spec import ModelSpec, TensorSpec
 
@@ -62,7 +62,7 @@ SPEC = ModelSpec(
     inputs=(TensorSpec(name="x", shape=("batch", 4)),),
     outputs=(TensorSpec(name="y", shape=("batch", 4)),),
 )
-'''
+"""
 
 
 def test_a_format_failing_parity_is_not_packaged_and_the_others_are(tmp_path: Path) -> None:

@@ -9,7 +9,12 @@ from handlers.errors import BadRequest
 
 
 def tensor(**overrides: object) -> dict[str, object]:
-    base: dict[str, object] = {"name": "x", "shape": [2, 2], "datatype": "FP32", "data": [1, 2, 3, 4]}
+    base: dict[str, object] = {
+        "name": "x",
+        "shape": [2, 2],
+        "datatype": "FP32",
+        "data": [1, 2, 3, 4],
+    }
     return {**base, **overrides}
 
 

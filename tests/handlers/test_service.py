@@ -49,15 +49,22 @@ def test_malformed_member_of_a_batch_gets_its_own_400(mlp_dir: Path) -> None:
     }
     assert answers[2]["message"].startswith("request body is not valid JSON")
     expected = eager(good)
-    torch.testing.assert_close(torch.tensor(answers[0]["outputs"]), expected[:2], atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(torch.tensor(answers[3]["outputs"]), expected[2:], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(
+        torch.tensor(answers[0]["outputs"]), expected[:2], atol=1e-5, rtol=1e-4
+    )
+    torch.testing.assert_close(
+        torch.tensor(answers[3]["outputs"]), expected[2:], atol=1e-5, rtol=1e-4
+    )
     assert ctx.headers[0][BATCH_SIZE_HEADER] == "4"
 
 
 def test_oip_request_gets_an_oip_answer(mlp_dir: Path) -> None:
     service = ModelService.load(mlp_dir, torch.device("cpu"), name="mlp_torchscript", version="1.0")
     row = [0.5] * 16
-    body = {"id": "r1", "inputs": [{"name": "features", "shape": [1, 16], "datatype": "FP32", "data": row}]}
+    body = {
+        "id": "r1",
+        "inputs": [{"name": "features", "shape": [1, 16], "datatype": "FP32", "data": row}],
+    }
     ctx = FakeContext(str(mlp_dir))
     (answer,) = [json.loads(a) for a in service.handle([{"body": body}], ctx)]
     assert answer["model_name"] == "mlp_torchscript"
@@ -65,19 +72,25 @@ def test_oip_request_gets_an_oip_answer(mlp_dir: Path) -> None:
     assert answer["id"] == "r1"
     (out,) = answer["outputs"]
     assert (out["name"], out["datatype"], out["shape"]) == ("scores", "FP32", [1, 4])
-    torch.testing.assert_close(torch.tensor(out["data"]), eager([row]).flatten(), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(
+        torch.tensor(out["data"]), eager([row]).flatten(), atol=1e-5, rtol=1e-4
+    )
 
 
 def test_oip_error_uses_the_oip_error_shape(mlp_dir: Path) -> None:
     service = ModelService.load(mlp_dir, torch.device("cpu"))
-    body = {"inputs": [{"name": "features", "shape": [1, 16], "datatype": "BYTES", "data": ["a"] * 16}]}
+    body = {
+        "inputs": [{"name": "features", "shape": [1, 16], "datatype": "BYTES", "data": ["a"] * 16}]
+    }
     ctx = FakeContext(str(mlp_dir))
     (answer,) = [json.loads(a) for a in service.handle([{"body": body}], ctx)]
     assert ctx.status(0) == 400
     assert answer == {"error": "this model takes exactly one numeric input tensor"}
 
 
-def test_tampered_artifact_is_refused(mlp_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_tampered_artifact_is_refused(
+    mlp_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     tampered = tmp_path / "model"
     tampered.mkdir()
     for item in mlp_dir.iterdir():
@@ -87,6 +100,6 @@ def test_tampered_artifact_is_refused(mlp_dir: Path, tmp_path: Path, caplog: pyt
     data = bytearray(artifact.read_bytes())
     data[len(data) // 2] ^= 0xFF
     artifact.write_bytes(bytes(data))
-    with pytest.raises(IntegrityError, match="model.torchscript.pt failed its SHA-256 check"):
+    with pytest.raises(IntegrityError, match=r"model\.torchscript\.pt failed its SHA-256 check"):
         ModelService.load(tampered, torch.device("cpu"))
     assert "refusing to load model.torchscript.pt: SHA-256 mismatch" in caplog.text

@@ -24,7 +24,9 @@ def port_args(ports: Ports) -> list[str]:
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([SERVEGATE, *args], capture_output=True, text=True, timeout=400, check=False)
+    return subprocess.run(
+        [SERVEGATE, *args], capture_output=True, text=True, timeout=400, check=False
+    )
 
 
 def test_serve_then_stop_only_this_instance(
@@ -51,7 +53,10 @@ def test_serve_then_stop_only_this_instance(
         auth = {"Authorization": f"Bearer {keys.inference.key}"}
         ok = httpx.post(f"{base}/predictions/mlp_onnx", json={"inputs": [[0.0] * 16]}, headers=auth)
         assert ok.status_code == 200
-        assert httpx.post(f"{base}/predictions/mlp_onnx", json={"inputs": [[0.0] * 16]}).status_code == 400
+        assert (
+            httpx.post(f"{base}/predictions/mlp_onnx", json={"inputs": [[0.0] * 16]}).status_code
+            == 400
+        )
         mgmt = f"http://127.0.0.1:{ports.management}"
         register = httpx.post(f"{mgmt}/models?url=mlp_onnx.mar",
                               headers={"Authorization": f"Bearer {keys.management.key}"})  # fmt: skip

@@ -60,7 +60,9 @@ def test_plain_text_bodies_match_one_by_one(
 
 def test_oip_bytes_input(torchserve: TorchServeClient, reference: torch.Tensor) -> None:
     body = {
-        "inputs": [{"name": "text", "shape": [len(SENTENCES)], "datatype": "BYTES", "data": SENTENCES}]
+        "inputs": [
+            {"name": "text", "shape": [len(SENTENCES)], "datatype": "BYTES", "data": SENTENCES}
+        ]
     }
     resp = torchserve.predict("minilm_onnx", json=body)
     assert resp.status_code == 200, resp.text

@@ -83,7 +83,9 @@ def test_concurrent_batch_with_one_malformed_member(torchserve: TorchServeClient
             continue
         assert resp.status_code == 200, resp.text
         expected = eager(bodies[i]["inputs"])  # type: ignore[index]
-        torch.testing.assert_close(torch.tensor(resp.json()["outputs"]), expected, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(
+            torch.tensor(resp.json()["outputs"]), expected, atol=1e-5, rtol=1e-4
+        )
 
 
 def test_oip_body_through_torchserve(torchserve: TorchServeClient) -> None:

@@ -1,0 +1,1 @@
+"""Benchmarks: separate from tests, each reports ratios measured in the same run."""
