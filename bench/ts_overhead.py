@@ -54,15 +54,18 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=2000)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     results = {}
     with tempfile.TemporaryDirectory(prefix="sg-bench-") as tmp:
         for label, overrides in (("batch1", {"batch_size": 1}), ("batch8_delay5ms", {})):
             store = Path(tmp) / label
             request = ExportRequest(
-                model="mlp", out=store, formats=("torchscript",),
+                model="mlp",
+                out=store,
+                formats=("torchscript",),
                 timing=TimingPlan(warmup=1, min_runs=1, max_runs=1, budget_s=0),
                 serving_overrides=overrides,
-            )  # fmt: skip
+            )
             run_export(request)
             with torchserve(store, Path(tmp) / f"ts-{label}") as server:
                 url = server.settings.url("inference")
@@ -70,8 +73,11 @@ def main() -> int:
                     url, server.keys().inference.key, "mlp_torchscript", args.requests
                 )
             log.info("%s: %s", label, results[label])
-    json.dump({"model": "mlp_torchscript", "sequential_requests": args.requests, **results},
-              sys.stdout, indent=2)  # fmt: skip
+    json.dump(
+        {"model": "mlp_torchscript", "sequential_requests": args.requests, **results},
+        sys.stdout,
+        indent=2,
+    )
     sys.stdout.write("\n")
     return 0
 

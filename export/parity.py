@@ -33,8 +33,11 @@ class EagerReference:
         for sizes, inputs, expected in self.cases:
             actual = runtime.run(inputs)
             if actual.shape != expected.shape:
-                return Parity(False, float("inf"), f"shape {list(actual.shape)} at {sizes}, "
-                              f"eager gives {list(expected.shape)}")  # fmt: skip
+                return Parity(
+                    False,
+                    float("inf"),
+                    f"shape {list(actual.shape)} at {sizes}, eager gives {list(expected.shape)}",
+                )
             if not torch.isfinite(actual).all():
                 return Parity(False, float("inf"), f"non-finite output at {sizes}")
             err = (actual.double() - expected.double()).abs()
@@ -42,7 +45,8 @@ class EagerReference:
             bound = tol.atol + tol.rtol * expected.double().abs()
             if bool((err > bound).any()):
                 return Parity(
-                    False, worst,
+                    False,
+                    worst,
                     f"max abs error {worst:.3g} at {sizes} exceeds atol={tol.atol} rtol={tol.rtol}",
-                )  # fmt: skip
+                )
         return Parity(True, worst)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import shutil
 import time
@@ -12,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from pydantic import ValidationError
 
-from export.errors import FormatFailed
+from export.errors import ExportError, FormatFailed
 from export.exporters import EXPORTERS, get_exporter
 from export.package import archive_name, build_archive
 from export.parity import EagerReference
@@ -28,7 +30,6 @@ from handlers.runtimes.eager import EagerRuntime
 
 log = logging.getLogger("servegate.export")
 FORMATS: tuple[Format, ...] = ("torchscript", "aoti", "onnx")
-CPU = torch.device("cpu")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class ExportRequest:
     formats: tuple[Format, ...] = FORMATS
     weights: Path | None = None
     timing: TimingPlan = field(default_factory=TimingPlan)
+    # Where to export and verify: AOTInductor compiles for this device; "cuda" needs a GPU.
+    device: str = "cpu"
     # Overrides of the spec's ServingConfig fields (model-config.yaml), e.g. batch_size.
     serving_overrides: Mapping[str, int] = field(default_factory=dict)
 
@@ -46,12 +49,32 @@ def run_export(request: ExportRequest) -> ExportReport:
     spec = resolve(request.model)
     if request.serving_overrides:
         serving = {**spec.serving.model_dump(), **request.serving_overrides}
-        spec = spec.model_copy(update={"serving": ServingConfig.model_validate(serving)})
+        try:
+            spec = spec.model_copy(update={"serving": ServingConfig.model_validate(serving)})
+        except ValidationError as exc:
+            raise ExportError(f"invalid serving settings: {exc.errors()[0]['msg']}") from None
     work = request.out / spec.name
     work.mkdir(parents=True, exist_ok=True)
+    with _exclusive(work):
+        return _run_locked(request, spec, work)
+
+
+@contextmanager
+def _exclusive(work: Path) -> Iterator[None]:
+    """One export per model and output directory at a time: two would interleave writes and
+    package an artifact beside another run's manifest."""
+    with (work / ".export.lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ExportError(f"another export into {work} is running; wait for it") from None
+        yield
+
+
+def _run_locked(request: ExportRequest, spec: ModelSpec, work: Path) -> ExportReport:
     with step(f"[{spec.name}] building the eager model and parity references"):
         module = spec.build(request.weights)
-        eager = EagerRuntime(module, CPU)
+        eager = EagerRuntime(module, torch.device(request.device))
         reference = EagerReference(spec, eager)
     report = ExportReport(model=spec.name)
     for i, fmt in enumerate(request.formats, 1):
@@ -84,13 +107,13 @@ def _export_format(
     shutil.rmtree(fmt_dir, ignore_errors=True)
     artifact_dir = fmt_dir / "artifact"
     artifact_dir.mkdir(parents=True)
-    example = spec.example_inputs(spec.sizes())
+    example = tuple(t.to(request.device) for t in spec.example_inputs(spec.sizes()))
     started = time.perf_counter()
     with _stage(fmt, "export", fmt_dir), step(f"[{spec.name}] {fmt}: exporting"):
         artifacts = get_exporter(fmt).export(module, spec, example, artifact_dir)
     export_s = time.perf_counter() - started
     with _stage(fmt, "reload", fmt_dir):
-        runtime = load_runtime(fmt, artifacts[0], CPU)
+        runtime = load_runtime(fmt, artifacts[0], torch.device(request.device))
     with _stage(fmt, "parity", fmt_dir), step(f"[{spec.name}] {fmt}: parity against eager"):
         parity = reference.check(runtime, spec)
     if not parity.ok:

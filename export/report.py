@@ -53,14 +53,21 @@ class ExportReport(BaseModel):
         rows = [["eager", "-", "-", *(_ms(self.eager.latency_ms.get(b)) for b in sizes), "-", "-"]]
         for fmt, r in self.formats.items():
             err = "-" if r.max_abs_err is None else f"{r.max_abs_err:.2e}"
-            rows.append([
-                fmt, "ok" if r.parity_ok else "FAILED", err,
-                *(_ms(r.latency_ms.get(b)) for b in sizes),
-                f"{r.bytes / 1e6:.1f}", f"{r.export_s:.1f}",
-            ])  # fmt: skip
+            rows.append(
+                [
+                    fmt,
+                    "ok" if r.parity_ok else "FAILED",
+                    err,
+                    *(_ms(r.latency_ms.get(b)) for b in sizes),
+                    f"{r.bytes / 1e6:.1f}",
+                    f"{r.export_s:.1f}",
+                ]
+            )
         widths = [max(len(str(row[i])) for row in (head, *rows)) for i in range(len(head))]
-        lines = ["  ".join(str(c).rjust(w) for c, w in zip(row, widths, strict=True))
-                 for row in (head, *rows)]  # fmt: skip
+        lines = [
+            "  ".join(str(c).rjust(w) for c, w in zip(row, widths, strict=True))
+            for row in (head, *rows)
+        ]
         return "\n".join(lines)
 
 

@@ -17,9 +17,13 @@ Task = Literal["text_embedding", "image_classification", "tensor"]
 DType = Literal["float32", "float16", "bfloat16", "int64", "int32", "bool"]
 
 OIP_DATATYPE = {
-    "float32": "FP32", "float16": "FP16", "bfloat16": "BF16",
-    "int64": "INT64", "int32": "INT32", "bool": "BOOL",
-}  # fmt: skip
+    "float32": "FP32",
+    "float16": "FP16",
+    "bfloat16": "BF16",
+    "int64": "INT64",
+    "int32": "INT32",
+    "bool": "BOOL",
+}
 
 BATCH = "batch"
 

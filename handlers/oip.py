@@ -15,9 +15,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from handlers.errors import BadRequest
 
 NUMERIC_DATATYPES = {
-    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
-    "FP16", "FP32", "FP64", "BF16",
-}  # fmt: skip
+    "BOOL",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "FP16",
+    "FP32",
+    "FP64",
+    "BF16",
+}
 DATATYPES = NUMERIC_DATATYPES | {"BYTES"}
 
 

@@ -77,9 +77,18 @@ def _has_large_weights(model: onnx.ModelProto) -> bool:
 def _optimize_transformer(src: Path, dst: Path, info: TransformerInfo) -> None:
     from onnxruntime.transformers.optimizer import optimize_model
 
-    optimized = optimize_model(
-        str(src), model_type=info.model_type, num_heads=info.num_heads, hidden_size=info.hidden_size
-    )
+    # The optimiser logs every fusion at INFO through top-level loggers of its own; keep the
+    # export's output to our one summary line.
+    logging.disable(logging.INFO)
+    try:
+        optimized = optimize_model(
+            str(src),
+            model_type=info.model_type,
+            num_heads=info.num_heads,
+            hidden_size=info.hidden_size,
+        )
+    finally:
+        logging.disable(logging.NOTSET)
     fused = {k: v for k, v in optimized.get_fused_operator_statistics().items() if v}
     log.info("onnxruntime transformer optimiser fused: %s", fused or "nothing")
     optimized.save_model_to_file(str(dst), use_external_data_format=True)

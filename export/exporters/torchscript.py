@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import torch
+from torch.jit._trace import TracerWarning
 
 from export.spec import ModelSpec
 
@@ -31,7 +32,7 @@ class TorchScriptExporter:
     ) -> list[Path]:
         path = out_dir / "model.torchscript.pt"
         with warnings.catch_warnings(record=True) as caught, torch.no_grad():
-            warnings.simplefilter("always", torch.jit.TracerWarning)
+            warnings.simplefilter("always", TracerWarning)
             warnings.filterwarnings("ignore", message=DEPRECATION, category=FutureWarning)
             if spec.torchscript == "script":
                 compiled = torch.jit.script(module)
@@ -40,7 +41,7 @@ class TorchScriptExporter:
                     module, example, check_trace=False, strict=False
                 )
             torch.jit.save(compiled, str(path))
-        tracer = [w for w in caught if issubclass(w.category, torch.jit.TracerWarning)]
+        tracer = [w for w in caught if issubclass(w.category, TracerWarning)]
         if tracer:
             # Python-level branches were frozen into the trace; parity on other shapes checks it.
             log.info("%d tracer warning(s): parts of the trace are constants", len(tracer))

@@ -46,8 +46,8 @@ def build(weights: Path | None) -> nn.Module:
     from transformers import BertModel
     from transformers.utils import logging as hf_logging
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     encoder = BertModel.from_pretrained(str(model_dir()), local_files_only=True)
     module = SentenceEmbedder(encoder)
     if weights is not None:

@@ -14,16 +14,19 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from servegate.torchserve.process import ServeError, TorchServe
 from servegate.torchserve.settings import TorchServeSettings
 
+if TYPE_CHECKING:
+    from handlers.manifest import Format
+
 log = logging.getLogger("servegate.demo")
 MODEL = "minilm"
-FORMATS = ("torchscript", "onnx")
+FORMATS: tuple[Format, ...] = ("torchscript", "onnx")
 SENTENCES = [
     "servegate exports PyTorch models and serves them with TorchServe.",
     "A canary gets a small share of the traffic first.",
@@ -45,12 +48,14 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     archives = [f"{MODEL}_{fmt}" for fmt in FORMATS]
     if not all((args.store / f"{a}.mar").is_file() for a in archives):
-        from servegate.commands import export_cmd
+        from export.pipeline import ExportRequest
+        from export.timing import TimingPlan
+        from servegate.commands.export_cmd import export_and_report
 
-        code = export_cmd.run(argparse.Namespace(
-            model=MODEL, formats=",".join(FORMATS), out=args.store, weights=None,
-            timing_budget=1.0, batch_size=None, max_batch_delay=None,
-        ))  # fmt: skip
+        request = ExportRequest(
+            model=MODEL, out=args.store, formats=FORMATS, timing=TimingPlan(budget_s=1.0)
+        )
+        code = export_and_report(request)
         if code != 0:
             return code
     else:

@@ -6,7 +6,10 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from export.pipeline import ExportRequest
 
 log = logging.getLogger("servegate.export")
 
@@ -22,6 +25,7 @@ def register(sub: Any) -> None:
     p.add_argument("--out", type=Path, default=Path("model_store"), help="archive directory")
     p.add_argument("--weights", type=Path, default=None, help="safetensors or state-dict file")
     p.add_argument("--timing-budget", type=float, default=2.0, help="seconds per batch size")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]: where to export and verify")
     p.add_argument("--batch-size", type=int, help="TorchServe batchSize (default: the spec's)")
     p.add_argument("--max-batch-delay", type=int, help="TorchServe maxBatchDelay in ms")
     p.set_defaults(run=run)
@@ -29,8 +33,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Heavy imports (torch) only when exporting, so `servegate --help` stays fast.
-    from export.errors import ExportError
-    from export.pipeline import FORMATS, ExportRequest, run_export
+    from export.pipeline import FORMATS, ExportRequest
     from export.timing import TimingPlan
 
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
@@ -53,7 +56,17 @@ def run(args: argparse.Namespace) -> int:
         weights=args.weights,
         timing=TimingPlan(budget_s=args.timing_budget),
         serving_overrides=overrides,
+        device=args.device,
     )
+    return export_and_report(request)
+
+
+def export_and_report(request: ExportRequest) -> int:
+    """Run an export, print its table; 0 when every format verified, 1 if some failed,
+    2 when the model itself could not be resolved or built."""
+    from export.errors import ExportError
+    from export.pipeline import run_export
+
     try:
         report = run_export(request)
     except ExportError as exc:

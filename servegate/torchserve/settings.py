@@ -54,8 +54,11 @@ class TorchServeSettings(BaseModel):
         return self.workdir / "logs"
 
     def url(self, api: str) -> str:
-        port = {"inference": self.ports.inference, "management": self.ports.management,
-                "metrics": self.ports.metrics}[api]  # fmt: skip
+        port = {
+            "inference": self.ports.inference,
+            "management": self.ports.management,
+            "metrics": self.ports.metrics,
+        }[api]
         return f"http://{self.host}:{port}"
 
     def archives(self) -> list[str]:

@@ -72,9 +72,15 @@ def test_a_format_failing_parity_is_not_packaged_and_the_others_are(tmp_path: Pa
     (out).mkdir()
     (out / "miscompiled_onnx.mar").write_bytes(b"stale archive from an earlier export")
     result = servegate(
-        "export", str(spec), "--formats", "torchscript,onnx", "--out", str(out),
-        "--timing-budget", "0",
-    )  # fmt: skip
+        "export",
+        str(spec),
+        "--formats",
+        "torchscript,onnx",
+        "--out",
+        str(out),
+        "--timing-budget",
+        "0",
+    )
     assert result.returncode == 1
     assert "onnx was not packaged: parity: max abs error" in result.stderr
     assert "failed formats: onnx" in result.stderr
@@ -104,7 +110,15 @@ def test_weights_that_do_not_fit_are_a_clear_error(tmp_path: Path, weights_name:
         save_file(state, str(weights))
     else:
         torch.save(state, weights)
-    result = servegate("export", "mlp", "--weights", str(weights), "--formats", "onnx",
-                       "--out", str(tmp_path / "out"))  # fmt: skip
+    result = servegate(
+        "export",
+        "mlp",
+        "--weights",
+        str(weights),
+        "--formats",
+        "onnx",
+        "--out",
+        str(tmp_path / "out"),
+    )
     assert result.returncode == 2
     assert f"weights in {weights} do not fit the model" in result.stderr

@@ -21,10 +21,23 @@ def test_readme_shows_the_example_spec_verbatim() -> None:
 def test_readme_example_exports_and_verifies(tmp_path: Path) -> None:
     servegate = str(Path(sys.executable).with_name("servegate"))
     result = subprocess.run(
-        [servegate, "export", "examples/house_prices.py", "--formats", "torchscript,onnx",
-         "--out", str(tmp_path), "--timing-budget", "0"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
+        [
+            servegate,
+            "export",
+            "examples/house_prices.py",
+            "--formats",
+            "torchscript,onnx",
+            "--out",
+            str(tmp_path),
+            "--timing-budget",
+            "0",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads((tmp_path / "house_prices" / "export_report.json").read_text())
     assert {f: r["parity_ok"] for f, r in report["formats"].items()} == {

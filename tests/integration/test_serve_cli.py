@@ -19,8 +19,11 @@ SERVEGATE = str(Path(sys.executable).with_name("servegate"))
 
 
 def port_args(ports: Ports) -> list[str]:
-    return [a for name, v in ports.model_dump().items()
-            for a in (f"--{name.replace('_', '-')}-port", str(v))]  # fmt: skip
+    return [
+        a
+        for name, v in ports.model_dump().items()
+        for a in (f"--{name.replace('_', '-')}-port", str(v))
+    ]
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -58,8 +61,10 @@ def test_serve_then_stop_only_this_instance(
             == 400
         )
         mgmt = f"http://127.0.0.1:{ports.management}"
-        register = httpx.post(f"{mgmt}/models?url=mlp_onnx.mar",
-                              headers={"Authorization": f"Bearer {keys.management.key}"})  # fmt: skip
+        register = httpx.post(
+            f"{mgmt}/models?url=mlp_onnx.mar",
+            headers={"Authorization": f"Bearer {keys.management.key}"},
+        )
         assert register.status_code >= 400  # model register API is off
         metrics = httpx.get(f"http://127.0.0.1:{ports.metrics}/metrics")
         assert metrics.status_code == 200
@@ -95,8 +100,16 @@ def test_tampered_artifact_is_refused_at_load(model_store: Path, tmp_path: Path)
     shutil.copy2(model_store / "mlp_torchscript.mar", store)
     tamper(store / "mlp_torchscript.mar", "model.torchscript.pt")
     workdir = tmp_path / "ts"
-    result = run("serve", "--store", str(store), "--workdir", str(workdir),
-                 *port_args(fresh_ports()), "--ready-timeout", "120")  # fmt: skip
+    result = run(
+        "serve",
+        "--store",
+        str(store),
+        "--workdir",
+        str(workdir),
+        *port_args(fresh_ports()),
+        "--ready-timeout",
+        "120",
+    )
     assert result.returncode == 1
     assert "a model failed to load; TorchServe says:" in result.stderr
     assert "refusing to load model.torchscript.pt: SHA-256 mismatch" in result.stderr
