@@ -19,6 +19,7 @@ from export.errors import ExportError, FormatFailed
 from export.exporters import EXPORTERS, get_exporter
 from export.package import archive_name, build_archive
 from export.parity import EagerReference
+from export.probe import probe
 from export.progress import step
 from export.registry import resolve
 from export.report import EagerReport, ExportReport, FormatReport
@@ -55,8 +56,20 @@ def run_export(request: ExportRequest) -> ExportReport:
             raise ExportError(f"invalid serving settings: {exc.errors()[0]['msg']}") from None
     work = request.out / spec.name
     work.mkdir(parents=True, exist_ok=True)
-    with _exclusive(work):
+    with _exclusive(work), _full_fp32():
         return _run_locked(request, spec, work)
+
+
+@contextmanager
+def _full_fp32() -> Iterator[None]:
+    """Eager references in true fp32: TF32 convolutions (on by default on CUDA) alone move
+    ResNet logits by ~2e-3, which would be blamed on the exported artifact."""
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 @contextmanager
@@ -112,7 +125,8 @@ def _export_format(
     with _stage(fmt, "export", fmt_dir), step(f"[{spec.name}] {fmt}: exporting"):
         artifacts = get_exporter(fmt).export(module, spec, example, artifact_dir)
     export_s = time.perf_counter() - started
-    with _stage(fmt, "reload", fmt_dir):
+    with _stage(fmt, "reload", fmt_dir), step(f"[{spec.name}] {fmt}: reloading"):
+        probe(fmt, artifacts[0], request.device, example)
         runtime = load_runtime(fmt, artifacts[0], torch.device(request.device))
     with _stage(fmt, "parity", fmt_dir), step(f"[{spec.name}] {fmt}: parity against eager"):
         parity = reference.check(runtime, spec)

@@ -62,6 +62,11 @@ class TorchServe:
             raise ServeError(f"archives not found in {s.store}: {', '.join(missing)}")
         if self.pid() is not None:
             raise ServeError(f"TorchServe from {s.workdir} is already running (pid {self.pid()})")
+        # Logs of an earlier run must not be read as this run's load failures.
+        previous = s.logdir.with_name("logs.previous")
+        if s.logdir.exists():
+            shutil.rmtree(previous, ignore_errors=True)
+            s.logdir.rename(previous)
         for d in (s.workdir, s.tmpdir, s.logdir):
             d.mkdir(parents=True, exist_ok=True)
         s.key_file.unlink(missing_ok=True)
