@@ -29,6 +29,6 @@ class TorchScriptRuntime:
         # The profiling executor re-specialises the graph for every new input shape; with the
         # varying batch/sequence shapes of serving that cost more than it saved (MiniLM on CPU,
         # 20 mixed shapes: 512 ms optimised vs 331 ms without).
-        with torch.inference_mode(), torch.jit.optimized_execution(False):  # type: ignore[no-untyped-call]
+        with torch.inference_mode(), torch.jit.optimized_execution(False):  # type: ignore[attr-defined]
             out: torch.Tensor = self._module(*(t.to(self.device) for t in inputs))
         return out.cpu()
