@@ -7,6 +7,9 @@ Each ``.mar`` holds the servegate handler, the artifact(s), the task's extra fil
 from __future__ import annotations
 
 import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -48,19 +51,34 @@ def build_archive(
     config_file = stage / "model-config.yaml"
     config_file.write_text(yaml.safe_dump(_model_config(spec), sort_keys=False))
     handler = Path(servegate_handler.__file__)
-    ModelArchiver.generate_model_archive(
-        ModelArchiverConfig(
-            model_name=archive_name(spec, fmt),
-            handler=str(handler),
-            version=ARCHIVE_VERSION,
-            serialized_file=str(artifacts[0]),
-            extra_files=",".join(str(p) for p in extras),
-            export_path=str(out),
-            config_file=str(config_file),
-            force=True,
+    with _private_tempdir(stage / "tmp"):
+        ModelArchiver.generate_model_archive(
+            ModelArchiverConfig(
+                model_name=archive_name(spec, fmt),
+                handler=str(handler),
+                version=ARCHIVE_VERSION,
+                serialized_file=str(artifacts[0]),
+                extra_files=",".join(str(p) for p in extras),
+                export_path=str(out),
+                config_file=str(config_file),
+                force=True,
+            )
         )
-    )
     return out / f"{archive_name(spec, fmt)}.mar"
+
+
+@contextmanager
+def _private_tempdir(path: Path) -> Iterator[None]:
+    """torch-model-archiver stages files in ``$TMPDIR/<model name>``: two exports of one model
+    (from any two directories) would mix their files there. Give it a directory of its own."""
+    path.mkdir(parents=True, exist_ok=True)
+    saved = tempfile.tempdir
+    tempfile.tempdir = str(path)
+    try:
+        yield
+    finally:
+        tempfile.tempdir = saved
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _model_config(spec: ModelSpec) -> dict[str, int]:

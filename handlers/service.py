@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -47,7 +47,17 @@ class Decoded:
     oip_request: oip.OipRequest | None
 
 
+@dataclass
+class Prepared:
+    """A batch after preprocessing: decoded requests by index, and answers known already."""
+
+    answers: list[Any]
+    decoded: dict[int, Decoded] = field(default_factory=dict)
+
+
 class ModelService:
+    """preprocess (decode each request) -> inference (one forward pass) -> postprocess."""
+
     def __init__(
         self, manifest: Manifest, runtime: Runtime, codec: TaskCodec, name: str, version: str
     ) -> None:
@@ -76,24 +86,9 @@ class ModelService:
 
     def handle(self, batch: list[dict[str, Any]], ctx: WorkerContext) -> list[bytes]:
         started = time.perf_counter()
-        answers: list[Any] = [None] * len(batch)
-        decoded: dict[int, Decoded] = {}
-        for idx, request in enumerate(batch):
-            body = request.get("body", request.get("data"))
-            try:
-                decoded[idx] = self.decode(body)
-            except BadRequest as exc:
-                # The detail goes in the body only: the status line must stay a fixed phrase.
-                ctx.set_response_status(exc.status, "Bad Request", idx)
-                answers[idx] = _error_body(exc, oip.is_oip(body))
-        if decoded:
-            rows = [row for d in decoded.values() for row in d.rows]
-            out = self.runtime.run(self.codec.collate(rows))
-            start = 0
-            for idx, d in decoded.items():
-                part = out[start : start + len(d.rows)]
-                start += len(d.rows)
-                answers[idx] = self.encode(part, d)
+        prepared = self.preprocess(batch, ctx)
+        out = self.inference(prepared) if prepared.decoded else None
+        answers = self.postprocess(out, prepared)
         elapsed_ms = f"{(time.perf_counter() - started) * 1000:.3f}"
         results = []
         for idx, answer in enumerate(answers):
@@ -102,6 +97,33 @@ class ModelService:
             ctx.set_response_header(idx, BATCH_SIZE_HEADER, str(len(batch)))
             results.append(json.dumps(answer, separators=(",", ":")).encode())
         return results
+
+    def preprocess(self, batch: list[dict[str, Any]], ctx: WorkerContext) -> Prepared:
+        """Decode every request on its own; a malformed one gets its 400 here."""
+        prepared = Prepared(answers=[None] * len(batch))
+        for idx, request in enumerate(batch):
+            body = request.get("body", request.get("data"))
+            try:
+                prepared.decoded[idx] = self.decode(body)
+            except BadRequest as exc:
+                # The detail goes in the body only: the status line must stay a fixed phrase.
+                ctx.set_response_status(exc.status, "Bad Request", idx)
+                prepared.answers[idx] = _error_body(exc, oip.is_oip(body))
+        return prepared
+
+    def inference(self, prepared: Prepared) -> torch.Tensor:
+        """One forward pass over the rows of every well-formed request of the batch."""
+        rows = [row for d in prepared.decoded.values() for row in d.rows]
+        return self.runtime.run(self.codec.collate(rows))
+
+    def postprocess(self, out: torch.Tensor | None, prepared: Prepared) -> list[Any]:
+        """Hand each request its own output rows, encoded in the protocol it spoke."""
+        start = 0
+        for idx, d in prepared.decoded.items():
+            assert out is not None
+            prepared.answers[idx] = self.encode(out[start : start + len(d.rows)], d)
+            start += len(d.rows)
+        return prepared.answers
 
     def decode(self, body: object) -> Decoded:
         if oip.is_oip(body):
