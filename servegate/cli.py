@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from servegate import logs
-from servegate.commands import demo_cmd, export_cmd, serve_cmd
+from servegate.commands import demo_cmd, export_cmd, gateway_cmd, serve_cmd
 
 log = logging.getLogger("servegate")
 
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     export_cmd.register(sub)
     serve_cmd.register(sub)
+    gateway_cmd.register(sub)
     demo_cmd.register(sub)
     return parser
 

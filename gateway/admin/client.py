@@ -1,0 +1,56 @@
+"""A small client for the admin API, used by ``servegate routes`` and ``servegate canary``."""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+
+class AdminClientError(Exception):
+    """The admin API refused a call; the message is its ``error`` text."""
+
+
+@dataclass(frozen=True)
+class AdminClient:
+    url: str
+    token: str
+    timeout_s: float = 10.0
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token}", "X-Servegate-Actor": _actor(),
+                   **kwargs.pop("headers", {})}  # fmt: skip
+        try:
+            resp = httpx.request(method, f"{self.url}{path}", headers=headers,
+                                 timeout=self.timeout_s, **kwargs)  # fmt: skip
+        except httpx.HTTPError as exc:  # the text could quote headers: name the kind only
+            raise AdminClientError(
+                f"cannot reach the admin API at {self.url}: {type(exc).__name__}"
+            ) from None
+        if resp.status_code >= 400:
+            try:
+                message = resp.json().get("error", resp.text)
+            except ValueError:
+                message = resp.text
+            raise AdminClientError(f"HTTP {resp.status_code}: {message}")
+        return resp
+
+    def routes(self) -> dict[str, Any]:
+        body: dict[str, Any] = self._call("GET", "/admin/routes").json()
+        return body
+
+    def set_weights(self, route: str, weights: dict[str, int]) -> dict[str, Any]:
+        version = self._call("GET", f"/admin/routes/{route}").json()["version"]
+        resp = self._call("PUT", f"/admin/routes/{route}/weights", json={"weights": weights},
+                          headers={"If-Match": f'"{version}"'})  # fmt: skip
+        body: dict[str, Any] = resp.json()
+        return body
+
+
+def _actor() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"

@@ -1,0 +1,66 @@
+"""The backend interface: what the data plane needs from a model server, and nothing more.
+
+TorchServe is the first implementation (``torchserve.py``). A backend turns transport failures
+into ``UpstreamError`` subclasses; any HTTP answer it gets (including the model's own 4xx/5xx) is
+returned as a ``BackendResponse`` for the protocol layer to pass through or translate.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from gateway.config import Variant
+
+
+@dataclass(frozen=True)
+class BackendResponse:
+    status: int
+    body: bytes
+    content_type: str
+
+
+@dataclass(frozen=True)
+class Payload:
+    """A request body as the client sent it, forwarded unchanged."""
+
+    body: bytes
+    content_type: str | None
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ModelSignature:
+    """The public OIP v2 signature of one variant (inputs/outputs as clients send/receive)."""
+
+    task: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+
+class Backend(ABC):
+    name: str
+
+    @abstractmethod
+    async def predict(
+        self, variant: Variant, payload: Payload, timeout_s: float
+    ) -> BackendResponse:
+        """Run one inference; raises ``UpstreamError`` when no answer came back in time."""
+
+    @abstractmethod
+    async def ready(self) -> bool:
+        """Whether the backend answers health checks now."""
+
+    @abstractmethod
+    def signature(self, variant: Variant) -> ModelSignature:
+        """The variant's input/output signature; ``UpstreamError`` when it cannot be read."""
+
+    @abstractmethod
+    async def scrape(self) -> str | None:
+        """The backend's Prometheus text, or None when it exposes none."""

@@ -1,0 +1,152 @@
+"""``gateway.yaml``: backends and routes, parsed once into strict, frozen models.
+
+A config is valid only as a whole: weights are integers 0-100 summing to 100 with at least one
+above 0, variant names are unique per route, every variant and shadow names a backend/variant that
+exists, and unknown fields are rejected. ``load_config`` returns the models together with the
+file's version (a digest of its bytes), which the admin API uses as the ``If-Match`` token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
+
+from gateway.errors import ConfigError
+
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+HEADER = r"^[A-Za-z0-9-]{1,64}$"
+Name = Annotated[str, Field(pattern=NAME)]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class BackendConfig(Frozen):
+    """One TorchServe instance. ``model_store`` lets the gateway read archive manifests."""
+
+    kind: Literal["torchserve"] = "torchserve"
+    inference_url: Annotated[str, Field(pattern=r"^https?://[^/]+$")]
+    metrics_url: Annotated[str | None, Field(pattern=r"^https?://[^/]+$")] = None
+    grpc_address: str | None = None
+    key_file: Path | None = Field(default=None, description="TorchServe's key_file.json")
+    model_store: Path | None = None
+
+
+class StickyKey(Frozen):
+    """Where the sticky key comes from: exactly one of a header or a cookie."""
+
+    header: Annotated[str | None, Field(pattern=HEADER)] = None
+    cookie: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> StickyKey:
+        if (self.header is None) == (self.cookie is None):
+            raise ValueError("set exactly one of `header` or `cookie`")
+        return self
+
+
+class Variant(Frozen):
+    name: Name
+    backend: Name
+    model: str = Field(pattern=NAME, description="TorchServe model (archive) name")
+    version: str = Field(default="1.0", pattern=NAME)
+    weight: StrictInt = Field(ge=0, le=100)
+
+
+class Shadow(Frozen):
+    variant: Name
+    percent: float = Field(gt=0, le=100)
+
+
+class Route(Frozen):
+    variants: tuple[Variant, ...] = Field(min_length=1)
+    sticky: StickyKey | None = None
+    pin_header: Annotated[str | None, Field(pattern=HEADER)] = None
+    shadow: Shadow | None = None
+    timeout_s: float = Field(default=30.0, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Route:
+        names = [v.name for v in self.variants]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"variant names must be unique; repeated: {dupes}")
+        total = sum(v.weight for v in self.variants)
+        if total != 100:
+            raise ValueError(f"variant weights must sum to 100, they sum to {total}")
+        if self.shadow is not None and self.shadow.variant not in names:
+            raise ValueError(f"shadow variant {self.shadow.variant!r} is not one of {names}")
+        return self
+
+    def variant(self, name: str) -> Variant | None:
+        return next((v for v in self.variants if v.name == name), None)
+
+
+class GatewayConfig(Frozen):
+    backends: dict[Name, BackendConfig] = Field(min_length=1)
+    routes: dict[Name, Route]
+
+    @model_validator(mode="after")
+    def _backends_exist(self) -> GatewayConfig:
+        for route_name, route in self.routes.items():
+            for v in route.variants:
+                if v.backend not in self.backends:
+                    raise ValueError(
+                        f"routes.{route_name}: variant {v.name!r} names backend {v.backend!r}, "
+                        f"which is not defined under `backends` ({sorted(self.backends)})"
+                    )
+        return self
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A validated config, the file it came from and its version (digest of the bytes)."""
+
+    config: GatewayConfig
+    version: str
+    path: Path | None = None
+
+
+def version_of(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+def parse_config(raw: bytes, source: str = "gateway.yaml") -> GatewayConfig:
+    """Parse and validate; any failure is a ``ConfigError`` that names the field and the fix."""
+    try:
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {_one_line(str(exc))}") from None
+    return validate_config(data, source)
+
+
+def validate_config(data: Any, source: str = "gateway.yaml") -> GatewayConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping with `backends` and `routes`")
+    try:
+        return GatewayConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"{source}: invalid config: {problems}") from None
+
+
+def load_config(path: Path) -> LoadedConfig:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    return LoadedConfig(parse_config(raw, str(path)), version_of(raw), path)
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()

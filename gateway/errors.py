@@ -1,0 +1,94 @@
+"""Every failure the gateway turns into an HTTP answer. Each class carries its status; the
+protocol layers render it in their own error shape (TorchServe JSON for ``/predictions``,
+``{"error": ...}`` for OIP v2, ``{"error": ...}`` for the admin API).
+
+GatewayError                     500, base of everything below
+├── ConfigError                  a config file or admin change that fails validation (400)
+├── ClientError                  the client's request is at fault
+│   ├── BadRequest               malformed body or header (400)
+│   ├── ModelNotFound            unknown route, version or pinned variant (404)
+│   └── PayloadTooLarge          body over the configured limit (413)
+├── UpstreamError                the backend failed; ``kind`` labels the metric
+│   ├── BackendUnavailable       connection refused / reset, or no usable answer (503)
+│   ├── BackendAuthRejected      TorchServe refused the gateway's own key (503)
+│   └── BackendTimeout           slower than the route's timeout (504)
+└── AdminError                   admin API refusals
+    ├── Unauthorized             missing or wrong bearer token (401)
+    ├── PreconditionRequired     write without ``If-Match`` (428)
+    └── VersionConflict          ``If-Match`` names a stale config version (412)
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    status: int = 500
+    kind: str = "InternalServerError"
+
+    def __init__(self, message: str = "internal error") -> None:
+        super().__init__(message)
+        self.message = message
+        self.variant: str | None = None  # set once a variant was chosen (for the response header)
+
+
+class ConfigError(GatewayError):
+    status = 400
+    kind = "InvalidConfig"
+
+
+class ClientError(GatewayError):
+    status = 400
+    kind = "BadRequest"
+
+
+class BadRequest(ClientError):
+    pass
+
+
+class ModelNotFound(ClientError):
+    status = 404
+    kind = "ModelNotFoundException"
+
+
+class PayloadTooLarge(ClientError):
+    status = 413
+    kind = "RequestTooLarge"
+
+
+class UpstreamError(GatewayError):
+    status = 503
+    kind = "ServiceUnavailableException"
+    metric_kind: str = "unavailable"
+
+
+class BackendUnavailable(UpstreamError):
+    pass
+
+
+class BackendAuthRejected(UpstreamError):
+    metric_kind = "auth_rejected"
+
+
+class BackendTimeout(UpstreamError):
+    status = 504
+    kind = "GatewayTimeout"
+    metric_kind = "timeout"
+
+
+class AdminError(GatewayError):
+    pass
+
+
+class Unauthorized(AdminError):
+    status = 401
+    kind = "Unauthorized"
+
+
+class PreconditionRequired(AdminError):
+    status = 428
+    kind = "PreconditionRequired"
+
+
+class VersionConflict(AdminError):
+    status = 412
+    kind = "PreconditionFailed"

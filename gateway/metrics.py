@@ -1,0 +1,73 @@
+"""The gateway's Prometheus series, in a registry of its own.
+
+Label values come only from config (route, variant, backend names) or from fixed sets (status
+codes the gateway produces, error kinds, reload results). A request for an unknown model is
+counted under route ``_unknown``; one that fails before a variant is chosen under ``_none``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from gateway.config import GatewayConfig
+
+UNKNOWN_ROUTE = "_unknown"
+NO_VARIANT = "_none"
+LATENCY_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)  # fmt: skip
+RV = ("route", "variant")
+
+
+class GatewayMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "servegate_requests", "Requests by route, variant and status code",
+            [*RV, "code"], registry=r,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "servegate_request_duration_seconds", "Gateway request latency",
+            RV, buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.upstream_errors = Counter(
+            "servegate_upstream_errors", "Backend failures by kind",
+            [*RV, "kind"], registry=r,
+        )  # fmt: skip
+        self.in_flight = Gauge(
+            "servegate_in_flight_requests", "Requests in progress", RV, registry=r
+        )
+        self.shadow_requests = Counter(
+            "servegate_shadow_requests", "Requests copied to a shadow variant", RV, registry=r
+        )
+        self.shadow_failures = Counter(
+            "servegate_shadow_failures", "Shadow requests that failed (never surfaced)",
+            [*RV, "kind"], registry=r,
+        )  # fmt: skip
+        self.weights = Gauge(
+            "servegate_route_weight", "Current variant weight (percent)", RV, registry=r
+        )
+        self.reloads = Counter(
+            "servegate_config_reloads", "Config reloads by result (applied, rejected)", ["result"],
+            registry=r,
+        )  # fmt: skip
+        self.auth_rejections = Counter(
+            "servegate_backend_auth_rejections",
+            "Times a backend refused the gateway's own key (answered 503)", ["backend"], registry=r,
+        )  # fmt: skip
+        self.config_info = Gauge(
+            "servegate_config_version_info",
+            "The config version serving now",
+            ["version"],
+            registry=r,
+        )
+
+    def apply_config(self, config: GatewayConfig, version: str) -> None:
+        """Reset the per-config gauges to a new table (old routes disappear from them)."""
+        self.weights.clear()
+        for route_name, route in config.routes.items():
+            for v in route.variants:
+                self.weights.labels(route_name, v.name).set(v.weight)
+        self.config_info.clear()
+        self.config_info.labels(version).set(1)

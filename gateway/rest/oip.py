@@ -1,0 +1,156 @@
+"""Open Inference Protocol v2 over REST (the KServe/Triton "predict protocol, version 2").
+
+Server and model health and metadata come from the gateway's config and the archives'
+manifests; ``infer`` bodies are checked for shape (a JSON object whose ``inputs`` are tensor
+objects) and forwarded unchanged, since the TorchServe handler speaks OIP itself. The answer's
+``model_name``/``model_version`` are rewritten to the public route name and variant version.
+Every error is ``{"error": "..."}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from gateway import dataplane
+from gateway.backends import BackendResponse, Payload, TensorSpec
+from gateway.config import Route, Variant
+from gateway.errors import BadRequest, GatewayError, ModelNotFound
+from gateway.rest.common import facts, gateway_of, headers, read_body, request_id
+from gateway.state import Table
+
+router = APIRouter(prefix="/v2")
+SERVER = {"name": "servegate", "version": "0.1.0", "extensions": []}
+
+
+def oip_error(exc: GatewayError, rid: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": exc.message}, status_code=exc.status,
+                        headers=headers(rid, exc.variant) if rid else None)  # fmt: skip
+
+
+@router.get("")
+async def server_metadata() -> JSONResponse:
+    return JSONResponse(SERVER)
+
+
+@router.get("/health/live")
+async def live() -> JSONResponse:
+    return JSONResponse({"live": True})
+
+
+@router.get("/health/ready")
+async def ready(request: Request) -> JSONResponse:
+    backends = gateway_of(request).table.backends.values()
+    ok = all(await asyncio.gather(*(b.ready() for b in backends)))
+    return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
+
+
+@router.get("/models/{model}")
+@router.get("/models/{model}/versions/{version}")
+async def model_metadata(request: Request, model: str, version: str | None = None) -> Response:
+    table = gateway_of(request).table
+    try:
+        route, variant = _resolve(table, model, version)
+        sig = table.backends[variant.backend].signature(variant)
+    except GatewayError as exc:
+        return oip_error(exc)
+    return JSONResponse({
+        "name": model,
+        "versions": sorted({v.version for v in route.variants}),
+        "platform": "servegate_torchserve",
+        "inputs": [_tensor(t) for t in sig.inputs],
+        "outputs": [_tensor(t) for t in sig.outputs],
+    })  # fmt: skip
+
+
+@router.get("/models/{model}/ready")
+@router.get("/models/{model}/versions/{version}/ready")
+async def model_ready(request: Request, model: str, version: str | None = None) -> Response:
+    table = gateway_of(request).table
+    try:
+        _, variant = _resolve(table, model, version)
+    except GatewayError as exc:
+        return oip_error(exc)
+    ok = await table.backends[variant.backend].ready()
+    return JSONResponse({"name": model, "ready": ok}, status_code=200 if ok else 503)
+
+
+@router.post("/models/{model}/infer")
+@router.post("/models/{model}/versions/{version}/infer")
+async def infer(request: Request, model: str, version: str | None = None) -> Response:
+    gw = gateway_of(request)
+    table = gw.table
+    rid = request_id(request)
+    try:
+        dataplane.lookup(table, model)
+        body = await read_body(request, gw.settings.max_body_bytes)
+        request_id_in_body = _check_infer_body(body)
+        payload = Payload(body, "application/json")
+        facts_ = facts(table, request, model, version)
+        out = await dataplane.infer(gw, table, model, facts=facts_, payload=payload)
+    except GatewayError as exc:
+        if exc.variant is None:
+            dataplane.count_refusal(gw, table, model, exc)
+        return oip_error(exc, rid)
+    answer, status = _answer(out.response, model, out.variant, request_id_in_body)
+    return JSONResponse(answer, status_code=status, headers=headers(rid, out.variant.name))
+
+
+def _resolve(table: Table, model: str, version: str | None) -> tuple[Route, Variant]:
+    route = dataplane.lookup(table, model)
+    if version is None:
+        return route, route.variants[0]
+    variant = next((v for v in route.variants if v.version == version), None)
+    if variant is None:
+        raise ModelNotFound(f"Model version not found: {model}/{version}")
+    return route, variant
+
+
+def _tensor(t: TensorSpec) -> dict[str, Any]:
+    return {"name": t.name, "datatype": t.datatype, "shape": list(t.shape)}
+
+
+def _check_infer_body(body: bytes) -> Any:
+    """A JSON object with a non-empty list of tensor objects under ``inputs``."""
+    try:
+        obj = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("request body is not valid JSON") from None
+    if not isinstance(obj, dict):
+        raise BadRequest("request body must be a JSON object")
+    inputs = obj.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise BadRequest('"inputs" must be a non-empty list of tensors')
+    for i, tensor in enumerate(inputs):
+        if not isinstance(tensor, dict):
+            raise BadRequest(f"inputs[{i}] must be a tensor object")
+        for field, kind in (("name", str), ("datatype", str), ("shape", list), ("data", list)):
+            if not isinstance(tensor.get(field), kind):
+                raise BadRequest(f"inputs[{i}].{field} is missing or has the wrong type")
+    return obj.get("id")
+
+
+def _answer(
+    resp: BackendResponse, model: str, variant: Variant, rid_in_body: Any
+) -> tuple[dict[str, Any], int]:
+    try:
+        body = json.loads(resp.body)
+    except ValueError:
+        body = None
+    if resp.status == 200 and isinstance(body, dict) and "outputs" in body:
+        body["model_name"] = model
+        body["model_version"] = variant.version
+        if rid_in_body is not None:
+            body["id"] = rid_in_body
+        return body, 200
+    status = resp.status if resp.status >= 400 else 502
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return {"error": body["error"]}, status
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return {"error": body["message"]}, status  # TorchServe's own error shape
+    return {"error": "inference failed"}, status

@@ -1,0 +1,77 @@
+"""Run the data plane and the admin listener in one process, one event loop.
+
+``GatewayServer.serve`` is the coroutine (tests run it in a thread); ``run`` is the blocking
+entry point for the CLI, with SIGINT/SIGTERM stopping both listeners gracefully.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Generator
+
+import uvicorn
+
+from gateway.app import create_admin_app, create_data_app
+from gateway.config import LoadedConfig, load_config
+from gateway.settings import GatewaySettings
+from gateway.state import Gateway
+
+log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield  # GatewayServer handles signals for both listeners
+
+
+class GatewayServer:
+    def __init__(self, settings: GatewaySettings, loaded: LoadedConfig | None = None) -> None:
+        # Loading here makes a bad config fail before any port is bound.
+        self.settings = settings
+        self.loaded = loaded or load_config(settings.config)
+        self._servers: list[uvicorn.Server] = []
+        self.gateway: Gateway | None = None
+
+    @property
+    def started(self) -> bool:
+        return len(self._servers) == 2 and all(s.started for s in self._servers)
+
+    def request_stop(self) -> None:
+        for server in self._servers:
+            server.should_exit = True
+
+    async def serve(self) -> None:
+        s = self.settings
+        gw = self.gateway = Gateway(s, self.loaded)
+        apps = [(create_data_app(gw), s.host, s.port),
+                (create_admin_app(gw, s.token()), s.admin_host, s.admin_port)]  # fmt: skip
+        self._servers = [_Server(uvicorn.Config(
+            app, host=host, port=port, http="httptools", lifespan="off", log_config=None,
+            access_log=s.access_log, server_header=False, timeout_graceful_shutdown=30,
+        )) for app, host, port in apps]  # fmt: skip
+        await gw.start()
+        try:
+            log.info("gateway on http://%s:%d, admin and status page on http://%s:%d",
+                     s.host, s.port, s.admin_host, s.admin_port)  # fmt: skip
+            await asyncio.gather(*(server.serve() for server in self._servers))
+        finally:
+            await gw.aclose()
+
+    def run(self) -> None:
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            loop = runner.get_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.request_stop)
+            runner.run(self.serve())
+
+
+def _loop_factory() -> type[asyncio.AbstractEventLoop] | None:
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.Loop

@@ -1,0 +1,42 @@
+"""Process settings (listeners, limits, token, intervals), from ``SERVEGATE_GATEWAY_*``
+environment variables and explicit overrides. Built by ``load_settings``, never at import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SERVEGATE_GATEWAY_", frozen=True, extra="forbid")
+
+    config: Path = Path("gateway.yaml")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    admin_host: str = "127.0.0.1"
+    admin_port: int = Field(default=8001, ge=0, le=65535)
+    # The admin API is on only when a token is configured (directly or through a file).
+    admin_token: SecretStr | None = None
+    admin_token_file: Path | None = None
+    audit_log: Path | None = Field(default=None, description="default: <config>.audit.jsonl")
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
+    reload_interval_s: float = Field(default=0.5, gt=0)
+    scrape_interval_s: float = Field(default=5.0, gt=0)
+    access_log: bool = False
+
+    def token(self) -> str | None:
+        if self.admin_token is not None:
+            return self.admin_token.get_secret_value() or None
+        if self.admin_token_file is not None and self.admin_token_file.is_file():
+            return self.admin_token_file.read_text().strip() or None
+        return None
+
+    def audit_path(self) -> Path:
+        return self.audit_log or self.config.with_name(self.config.name + ".audit.jsonl")
+
+
+def load_settings(**overrides: Any) -> GatewaySettings:
+    return GatewaySettings(**{k: v for k, v in overrides.items() if v is not None})

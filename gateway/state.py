@@ -1,0 +1,95 @@
+"""The gateway's live state: the routing table (swapped whole, never mutated), the shared HTTP
+client, metrics and rolling stats. One ``Gateway`` serves both listeners of a process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import httpx
+
+from gateway.backends import Backend, make_backend
+from gateway.config import LoadedConfig
+from gateway.metrics import GatewayMetrics
+from gateway.reload import ConfigWatcher
+from gateway.scrape import ScrapedCollector
+from gateway.settings import GatewaySettings
+from gateway.shadow import ShadowSender
+from gateway.stats import RollingStats
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Table:
+    """Everything a request needs to be routed; a request keeps the table it started with."""
+
+    loaded: LoadedConfig
+    backends: Mapping[str, Backend]
+
+
+class Gateway:
+    def __init__(self, settings: GatewaySettings, loaded: LoadedConfig) -> None:
+        self.settings = settings
+        self.metrics = GatewayMetrics()
+        self.stats = RollingStats()
+        # One pooled client for every backend: connections are reused across tables.
+        self.client = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=1024, max_keepalive_connections=256),
+            timeout=30.0,
+            trust_env=False,
+        )
+        self.scraped = ScrapedCollector(lambda: self.table.loaded.config)
+        self.metrics.registry.register(self.scraped)
+        self.table = self._build(loaded)
+        self.metrics.apply_config(loaded.config, loaded.version)
+        self.shadow = ShadowSender(self.metrics)
+        self.admin_lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def _build(self, loaded: LoadedConfig) -> Table:
+        backends = {name: make_backend(name, cfg, self.client)
+                    for name, cfg in loaded.config.backends.items()}  # fmt: skip
+        return Table(loaded, backends)
+
+    def apply(self, loaded: LoadedConfig) -> None:
+        """Swap the whole routing table at once (a single reference assignment)."""
+        self.table = self._build(loaded)
+        self.metrics.apply_config(loaded.config, loaded.version)
+        log.info("routing table %s applied (%d routes)", loaded.version, len(loaded.config.routes))
+
+    def current_version(self) -> str:
+        return self.table.loaded.version
+
+    def reloaded(self, loaded: LoadedConfig) -> None:
+        self.apply(loaded)
+        self.metrics.reloads.labels("applied").inc()
+
+    def reject(self, reason: str) -> None:
+        self.metrics.reloads.labels("rejected").inc()
+        log.error("config change rejected, still serving %s: %s", self.table.loaded.version, reason)
+
+    async def start(self) -> None:
+        path = self.table.loaded.path
+        if path is not None:
+            watcher = ConfigWatcher(path, self.settings.reload_interval_s, self)
+            self._tasks.append(asyncio.create_task(watcher.run(), name="config-watcher"))
+        self._tasks.append(asyncio.create_task(self._scrape_loop(), name="backend-scraper"))
+
+    async def aclose(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.shadow.drain()
+        await self.client.aclose()
+
+    async def _scrape_loop(self) -> None:
+        while True:
+            for name, backend in self.table.backends.items():
+                self.scraped.update(name, await backend.scrape())
+            await asyncio.sleep(self.settings.scrape_interval_s)

@@ -1,0 +1,50 @@
+"""``GET /``: a static HTML page whose script polls ``GET /status.json`` every second and shows,
+per route, each variant's weight, request rate, error rate and p50/p99 latency (last 10 s)."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from gateway.rest.common import gateway_of
+
+router = APIRouter()
+
+
+@cache
+def _asset(name: str) -> str:
+    return resources.files("gateway.status_page").joinpath("static", name).read_text()
+
+
+@router.get("/")
+async def page() -> HTMLResponse:
+    return HTMLResponse(_asset("index.html"))
+
+
+@router.get("/static/status.js")
+async def script() -> Response:
+    return Response(_asset("status.js"), media_type="text/javascript")
+
+
+@router.get("/status.json")
+async def status(request: Request) -> JSONResponse:
+    gw = gateway_of(request)
+    loaded = gw.table.loaded
+    routes: list[dict[str, Any]] = []
+    for name, route in loaded.config.routes.items():
+        variants = []
+        for v in route.variants:
+            snap = gw.stats.snapshot(name, v.name)
+            variants.append({
+                "name": v.name, "weight": v.weight, "model": v.model, "version": v.version,
+                "rate": snap.rate, "error_rate": snap.error_rate,
+                "p50_ms": snap.p50_ms, "p99_ms": snap.p99_ms, "total": snap.total,
+            })  # fmt: skip
+        shadow = route.shadow.model_dump() if route.shadow else None
+        routes.append({"name": name, "variants": variants, "shadow": shadow})
+    return JSONResponse({"version": loaded.version, "routes": routes})

@@ -1,0 +1,203 @@
+"""``servegate gateway run|start|stop`` runs the gateway (foreground, or in the background with
+a pid file under ``.servegate/``); ``servegate routes`` and ``servegate canary set`` drive its
+admin API with the token from ``.servegate/admin_token``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+log = logging.getLogger("servegate.gateway")
+STATE_DIR = Path(".servegate")
+PID_FILE = STATE_DIR / "gateway.pid"
+LOG_FILE = STATE_DIR / "gateway.log"
+TOKEN_FILE = STATE_DIR / "admin_token"
+ADMIN_URL = "http://127.0.0.1:8001"
+
+
+def register(sub: Any) -> None:
+    gw: argparse.ArgumentParser = sub.add_parser("gateway", help="run the traffic gateway")
+    actions = gw.add_subparsers(dest="action", required=True)
+    for action, helptext in (("run", "run in the foreground"), ("start", "run in the background")):
+        p: argparse.ArgumentParser = actions.add_parser(action, help=helptext)
+        p.add_argument("--config", type=Path, default=Path("gateway.yaml"))
+        p.add_argument("--host", default=None)
+        p.add_argument("--port", type=int, default=None)
+        p.add_argument("--admin-host", default=None)
+        p.add_argument("--admin-port", type=int, default=None)
+        p.add_argument(
+            "--token-file",
+            type=Path,
+            default=TOKEN_FILE,
+            help="admin token file (SERVEGATE_GATEWAY_ADMIN_TOKEN wins)",
+        )
+        p.set_defaults(run=run_gateway if action == "run" else start_gateway)
+    stop = actions.add_parser("stop", help="stop the background gateway")
+    stop.set_defaults(run=stop_gateway)
+
+    routes: argparse.ArgumentParser = sub.add_parser("routes", help="show routes and weights")
+    _admin_args(routes)
+    routes.set_defaults(run=show_routes)
+    canary: argparse.ArgumentParser = sub.add_parser("canary", help="change a route's weights")
+    canary_actions = canary.add_subparsers(dest="action", required=True)
+    set_: argparse.ArgumentParser = canary_actions.add_parser("set", help="ROUTE name=weight ...")
+    set_.add_argument("route")
+    set_.add_argument("weights", nargs="+", metavar="VARIANT=WEIGHT")
+    _admin_args(set_)
+    set_.set_defaults(run=set_canary)
+
+
+def _admin_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--admin-url", default=os.environ.get("SERVEGATE_ADMIN_URL", ADMIN_URL))
+    p.add_argument("--token-file", type=Path, default=TOKEN_FILE)
+
+
+def run_gateway(args: argparse.Namespace) -> int:
+    from gateway.errors import ConfigError
+    from gateway.server import GatewayServer
+    from gateway.settings import load_settings
+
+    token_file = args.token_file if args.token_file.is_file() else None
+    settings = load_settings(
+        config=args.config,
+        host=args.host,
+        port=args.port,
+        admin_host=args.admin_host,
+        admin_port=args.admin_port,
+        admin_token_file=token_file,
+    )
+    try:
+        server = GatewayServer(settings)
+    except ConfigError as exc:
+        log.error("refusing to start: %s", exc)
+        return 2
+    server.run()
+    return 0
+
+
+def start_gateway(args: argparse.Namespace) -> int:
+    if _running_pid() is not None:
+        log.error("the gateway is already running (pid %s)", _running_pid())
+        return 1
+    STATE_DIR.mkdir(exist_ok=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "servegate.cli",
+        "gateway",
+        "run",
+        "--config",
+        str(args.config),
+        "--token-file",
+        str(args.token_file),
+    ]
+    for flag in ("host", "port", "admin_host", "admin_port"):
+        if getattr(args, flag) is not None:
+            argv += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    with LOG_FILE.open("ab") as out:
+        proc = subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    PID_FILE.write_text(f"{proc.pid}\n")
+    time.sleep(1.0)
+    if proc.poll() is not None:
+        log.error("the gateway exited at start; see %s", LOG_FILE)
+        PID_FILE.unlink(missing_ok=True)
+        return 1
+    log.info("gateway started (pid %s), log in %s", proc.pid, LOG_FILE)
+    return 0
+
+
+def stop_gateway(args: argparse.Namespace) -> int:
+    pid = _running_pid()
+    if pid is None:
+        log.info("no gateway running")
+        return 0
+    os.kill(pid, signal.SIGTERM)
+    try:
+        psutil.Process(pid).wait(timeout=30)
+    except psutil.TimeoutExpired:
+        log.warning("gateway %s ignored SIGTERM; killing it", pid)
+        os.kill(pid, signal.SIGKILL)
+    except psutil.NoSuchProcess:
+        pass
+    PID_FILE.unlink(missing_ok=True)
+    log.info("gateway stopped")
+    return 0
+
+
+def _running_pid() -> int | None:
+    try:
+        pid = int(PID_FILE.read_text().split()[0])
+        if "gateway" in psutil.Process(pid).cmdline():
+            return pid
+    except (OSError, ValueError, IndexError, psutil.Error):
+        pass
+    return None
+
+
+def _client(args: argparse.Namespace) -> Any:
+    from gateway.admin.client import AdminClient
+
+    token = os.environ.get("SERVEGATE_GATEWAY_ADMIN_TOKEN")
+    if not token:
+        try:
+            token = args.token_file.read_text().strip()
+        except OSError:
+            raise SystemExit(
+                f"no admin token: set SERVEGATE_GATEWAY_ADMIN_TOKEN or write {args.token_file}"
+            ) from None
+    if not token.isprintable() or " " in token:
+        raise SystemExit(f"{args.token_file} does not hold a token (one line, no spaces)")
+    return AdminClient(args.admin_url.rstrip("/"), token)
+
+
+def show_routes(args: argparse.Namespace) -> int:
+    from gateway.admin.client import AdminClientError
+
+    try:
+        body = _client(args).routes()
+    except AdminClientError as exc:
+        log.error("%s", exc)
+        return 1
+    lines = [f"config version {body['version']}"]
+    for name, route in body["routes"].items():
+        parts = [
+            f"{v['name']}={v['weight']} ({v['model']}/{v['version']})" for v in route["variants"]
+        ]
+        lines.append(f"  {name}: " + ", ".join(parts))
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
+def set_canary(args: argparse.Namespace) -> int:
+    from gateway.admin.client import AdminClientError
+
+    weights: dict[str, int] = {}
+    for item in args.weights:
+        name, sep, value = item.partition("=")
+        if not sep or not value.strip().lstrip("-").isdigit():
+            log.error("expected VARIANT=WEIGHT with an integer weight, got %r", item)
+            return 2
+        weights[name.strip()] = int(value)
+    try:
+        body = _client(args).set_weights(args.route, weights)
+    except AdminClientError as exc:
+        log.error("%s", exc)
+        return 1
+    now = ", ".join(f"{v['name']}={v['weight']}" for v in body["route"]["variants"])
+    sys.stdout.write(f"{args.route}: {now} (config version {body['version']})\n")
+    return 0

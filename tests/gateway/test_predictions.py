@@ -1,0 +1,118 @@
+"""TorchServe-compatible /predictions through a real gateway in front of a real TorchServe."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.gateway.support import (
+    MLP_ROW,
+    fire,
+    run_gateway,
+    split_route,
+    write_config,
+)
+from tests.support.tsclient import TorchServeClient
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("mlp", "stable", "mlp_torchscript", {"json": {"inputs": [MLP_ROW, MLP_ROW[::-1]]}}),
+        ("mlp", "canary", "mlp_onnx", {"json": {"inputs": [MLP_ROW]}}),
+        ("mlp", "stable", "mlp_torchscript", {"json": {"inputs": [[1.0, 2.0]]}}),  # handler's 400
+        ("minilm", "stable", "minilm_torchscript", {"json": {"inputs": ["a cat", "a dog"]}}),
+        (
+            "minilm",
+            "canary",
+            "minilm_onnx",
+            {"content": b"plain text body", "headers": {"Content-Type": "text/plain"}},
+        ),
+    ],
+)
+def test_gateway_answers_exactly_like_torchserve(
+    config_path: Path, torchserve: TorchServeClient, case: tuple[str, str, str, dict[str, Any]]
+) -> None:
+    route, variant, ts_model, kwargs = case
+    direct = torchserve.predict(f"{ts_model}/1.0", **dict(kwargs))
+    with run_gateway(config_path) as gw, gw.client() as client:
+        headers = {"X-Servegate-Variant": variant, **kwargs.get("headers", {})}
+        via = client.post(f"/predictions/{route}", **{**kwargs, "headers": headers})
+    assert via.status_code == direct.status_code
+    assert via.json() == direct.json()
+    assert via.headers["content-type"] == direct.headers["content-type"]
+    assert via.headers["x-servegate-variant"] == variant
+
+
+def test_request_id_and_variant_headers(config_path: Path) -> None:
+    with run_gateway(config_path) as gw, gw.client() as client:
+        mine = client.post("/predictions/mlp", json={"inputs": [MLP_ROW]},
+                           headers={"X-Request-Id": "abc-123"})  # fmt: skip
+        theirs = client.post("/predictions/mlp/1.0", json={"inputs": [MLP_ROW]})
+        unknown = client.post("/predictions/nope", json={})
+    assert mine.headers["x-request-id"] == "abc-123"
+    assert len(theirs.headers["x-request-id"]) == 32
+    assert mine.headers["x-servegate-variant"] in {"stable", "canary"}
+    assert theirs.headers["x-servegate-variant"] in {"stable", "canary"}
+    assert unknown.headers["x-request-id"]
+
+
+def test_ten_thousand_requests_split_90_10(config_path: Path) -> None:
+    with run_gateway(config_path) as gw:
+        results = fire(f"{gw.url}/predictions/mlp", 10_000, concurrency=32)
+    assert Counter(status for status, _ in results) == {200: 10_000}
+    share = Counter(v for _, v in results)["canary"] / 10_000
+    assert 0.08 <= share <= 0.12, share
+
+
+def test_sticky_keys_keep_their_variant(tmp_path: Path, backends: dict[str, Any]) -> None:
+    route = split_route(50, 50, sticky={"header": "X-User"})
+    config = write_config(tmp_path / "gateway.yaml", backends, {"mlp": route})
+    keys = [f"user-{i}" for i in range(20)]
+    with run_gateway(config) as gw:
+        results = fire(f"{gw.url}/predictions/mlp", 2000,
+                       headers_for=lambda i: {"X-User": keys[i % 20]})  # fmt: skip
+    seen: dict[str, set[str | None]] = {}
+    for i, (status, v) in enumerate(results):
+        assert status == 200
+        seen.setdefault(keys[i % 20], set()).add(v)
+    assert all(len(variants) == 1 for variants in seen.values()), seen
+    assert {v for s in seen.values() for v in s} == {"stable", "canary"}
+
+
+def test_raising_the_canary_moves_keys_only_to_it(tmp_path: Path, backends: dict[str, Any]) -> None:
+    route = split_route(90, 10, sticky={"cookie": "sid"})
+    config = write_config(tmp_path / "gateway.yaml", backends, {"mlp": route})
+    keys = [f"session-{i}" for i in range(1000)]
+    url = "/predictions/mlp"
+    with run_gateway(config) as gw:
+
+        def assign() -> dict[str, str | None]:
+            results = fire(
+                gw.url + url, len(keys), headers_for=lambda i: {"Cookie": f"sid={keys[i]}"}
+            )
+            assert {s for s, _ in results} == {200}
+            return {k: v for k, (_, v) in zip(keys, results, strict=True)}
+
+        before = assign()
+        with gw.admin() as admin:
+            version = admin.get("/admin/routes", headers=gw.auth).json()["version"]
+            change = {"weights": {"stable": 80, "canary": 20}}
+            resp = admin.put("/admin/routes/mlp/weights", json=change,
+                             headers={**gw.auth, "If-Match": f'"{version}"'})  # fmt: skip
+            assert resp.status_code == 200, resp.text
+        after = assign()
+    moved = [k for k in keys if before[k] != after[k]]
+    assert 0.08 <= len(moved) / len(keys) <= 0.12
+    assert all(before[k] == "stable" and after[k] == "canary" for k in moved)
+
+
+def test_ping(config_path: Path) -> None:
+    with run_gateway(config_path) as gw:
+        assert httpx.get(f"{gw.url}/ping").json() == {"status": "Healthy"}
