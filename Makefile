@@ -32,10 +32,11 @@ export: install ## export MODEL to verified archives in OUT (FORMATS=torchscript
 serve: install ## start TorchServe on the archives in STORE
 	$(BIN)/servegate serve --store $(STORE)
 
-stop: install ## stop what `make serve` / `make demo` started
+stop: install ## stop what `make serve` / `make demo` started (gateway and TorchServe)
+	$(BIN)/servegate gateway stop
 	$(BIN)/servegate stop
 
-demo: install ## export minilm, serve it and send it requests
+demo: install ## export minilm, serve it behind the gateway (90/10 canary), send traffic
 	$(BIN)/servegate demo
 
 test: install ## run the test suite (real TorchServe, real Chromium)

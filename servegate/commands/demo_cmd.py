@@ -1,23 +1,30 @@
 """``servegate demo``: the platform's main job on the built-in ``minilm``.
 
-Export MiniLM to verified TorchScript and ONNX archives (skipped when they already exist),
-start TorchServe on them, send a few hundred embedding requests, print what each archive
-served and how fast, and leave the stack running for you to try.
+1. Export MiniLM to verified TorchScript and ONNX archives (skipped when they exist).
+2. Start TorchServe on them, and the gateway in front with route ``minilm`` split
+   ``stable`` (TorchScript) 90 / ``canary`` (ONNX) 10 (``gateway.yaml``, written if absent).
+3. Send a few hundred embedding requests through the gateway and print what each variant
+   served and how fast, then leave the stack running. ``make stop`` stops it.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import random
+import secrets
 import statistics
 import sys
 import time
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from servegate.commands import gateway_cmd
 from servegate.torchserve.process import ServeError, TorchServe
 from servegate.torchserve.settings import TorchServeSettings
 
@@ -27,45 +34,89 @@ if TYPE_CHECKING:
 log = logging.getLogger("servegate.demo")
 MODEL = "minilm"
 FORMATS: tuple[Format, ...] = ("torchscript", "onnx")
+GATEWAY_URL = "http://127.0.0.1:8000"
 SENTENCES = [
     "servegate exports PyTorch models and serves them with TorchServe.",
     "A canary gets a small share of the traffic first.",
     "Embeddings from every format are checked against eager PyTorch.",
     "Ünïcödé text is fine too — 日本語も大丈夫です.",
 ]
+DEMO_CONFIG = """\
+# gateway.yaml, written by `make demo` (servegate demo). Edit it while the gateway runs: a valid
+# change applies at once, an invalid one is rejected and the last good config keeps serving.
+# `servegate canary set minilm stable=80 canary=20` changes the weights through the admin API.
+# gateway.example.yaml documents every field.
+backends:
+  local:
+    inference_url: http://127.0.0.1:8080
+    metrics_url: http://127.0.0.1:8082
+    grpc_address: 127.0.0.1:7070
+    key_file: {workdir}/key_file.json
+    model_store: {store}
+
+routes:
+  minilm:
+    variants:
+      - name: stable          # TorchScript
+        backend: local
+        model: minilm_torchscript
+        version: "1.0"
+        weight: 90
+      - name: canary          # ONNX Runtime
+        backend: local
+        model: minilm_onnx
+        version: "1.0"
+        weight: 10
+    sticky:
+      header: X-User-Id       # the same user keeps the same variant
+    pin_header: X-Servegate-Variant
+    timeout_s: 30
+"""
 
 
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
-        "demo", help="export minilm, serve it, send requests"
+        "demo", help="export minilm, serve it behind the gateway, send it traffic"
     )
     p.add_argument("--store", type=Path, default=Path("model_store"))
     p.add_argument("--workdir", type=Path, default=Path(".servegate/torchserve"))
+    p.add_argument("--config", type=Path, default=Path("gateway.yaml"))
     p.add_argument("--requests", type=int, default=300)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    archives = [f"{MODEL}_{fmt}" for fmt in FORMATS]
-    if not all((args.store / f"{a}.mar").is_file() for a in archives):
-        from export.pipeline import ExportRequest
-        from export.timing import TimingPlan
-        from servegate.commands.export_cmd import export_and_report
+    code = _ensure_archives(args.store)
+    if code != 0:
+        return code
+    if (code := _start_torchserve(args)) != 0:
+        return code
+    if (code := _start_gateway(args)) != 0:
+        return code
+    results = _traffic(args.requests)
+    _report(results, args)
+    return 0
 
-        request = ExportRequest(
-            model=MODEL, out=args.store, formats=FORMATS, timing=TimingPlan(budget_s=1.0)
-        )
-        code = export_and_report(request)
-        if code != 0:
-            return code
-    else:
-        log.info(
-            "using the archives already in %s (re-export: make export MODEL=%s)", args.store, MODEL
-        )
-    settings = TorchServeSettings(store=args.store, workdir=args.workdir, models=tuple(archives))
-    server = TorchServe(settings)
+
+def _ensure_archives(store: Path) -> int:
+    if all((store / f"{MODEL}_{fmt}.mar").is_file() for fmt in FORMATS):
+        log.info("using the archives already in %s (re-export: make export MODEL=%s)", store, MODEL)
+        return 0
+    from export.pipeline import ExportRequest
+    from export.timing import TimingPlan
+    from servegate.commands.export_cmd import export_and_report
+
+    request = ExportRequest(
+        model=MODEL, out=store, formats=FORMATS, timing=TimingPlan(budget_s=1.0)
+    )
+    return export_and_report(request)
+
+
+def _start_torchserve(args: argparse.Namespace) -> int:
+    archives = tuple(f"{MODEL}_{fmt}" for fmt in FORMATS)
+    server = TorchServe(TorchServeSettings(store=args.store, workdir=args.workdir, models=archives))
     if server.pid() is not None:
-        log.info("TorchServe from %s is already running; stopping it first", args.workdir)
+        log.info("TorchServe from %s is already running; restarting it", args.workdir)
         server.stop()
     try:
         server.start()
@@ -74,37 +125,85 @@ def run(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         server.stop()
         return 1
-    results = {a: _load(settings, server, a, args.requests // len(archives)) for a in archives}
-    out = sys.stdout
-    out.write(f"\n{'archive':<20}{'requests':>9}{'ok':>6}{'p50 ms':>9}{'p99 ms':>9}\n")
-    for archive, (ok, latencies) in results.items():
-        p50, p99 = _pct(latencies, 50), _pct(latencies, 99)
-        out.write(f"{archive:<20}{len(latencies):>9}{ok:>6}{p50:>9.1f}{p99:>9.1f}\n")
-    out.write(
-        f"\nTorchServe keeps running: {settings.url('inference')}/predictions/{archives[0]}\n"
-        f"  (token auth on: key in {settings.key_file.resolve()}), metrics at "
-        f"{settings.url('metrics')}/metrics\nStop everything with `make stop`.\n"
-    )
     return 0
 
 
-def _load(
-    settings: TorchServeSettings, server: TorchServe, archive: str, n: int
-) -> tuple[int, list[float]]:
-    url = f"{settings.url('inference')}/predictions/{archive}"
-    headers = {"Authorization": f"Bearer {server.keys().inference.key}"}
-    with httpx.Client(timeout=60, limits=httpx.Limits(max_connections=8)) as client:
+def _start_gateway(args: argparse.Namespace) -> int:
+    if not args.config.exists():
+        args.config.write_text(
+            DEMO_CONFIG.format(workdir=args.workdir.resolve(), store=args.store.resolve())
+        )
+        log.info("wrote %s (minilm: stable 90 / canary 10)", args.config)
+    token_file = gateway_cmd.TOKEN_FILE
+    if not token_file.exists():
+        token_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(32) + "\n")
+        log.info("generated the admin token in %s (mode 600)", token_file)
+    gateway_cmd.stop_gateway(args)
+    start = argparse.Namespace(config=args.config, token_file=token_file, host=None, port=None,
+                               admin_host=None, admin_port=None)  # fmt: skip
+    if gateway_cmd.start_gateway(start) != 0:
+        return 1
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{GATEWAY_URL}/v2/health/ready", timeout=2).status_code == 200:
+                return 0
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    log.error("the gateway did not become ready; see %s", gateway_cmd.LOG_FILE)
+    return 1
 
-        def one(i: int) -> tuple[bool, float]:
+
+def _traffic(n: int) -> dict[str, list[float]]:
+    latencies: dict[str, list[float]] = defaultdict(list)
+    with httpx.Client(base_url=GATEWAY_URL, timeout=60) as client:
+
+        def one(i: int) -> tuple[str, float]:
+            user = f"user-{random.randrange(10_000)}"
             started = time.perf_counter()
             resp = client.post(
-                url, json={"inputs": [SENTENCES[i % len(SENTENCES)]]}, headers=headers
+                f"/predictions/{MODEL}",
+                json={"inputs": [SENTENCES[i % len(SENTENCES)]]},
+                headers={"X-User-Id": user},
             )
-            return resp.status_code == 200, (time.perf_counter() - started) * 1000
+            elapsed = (time.perf_counter() - started) * 1000
+            variant = resp.headers.get("x-servegate-variant", "-")
+            return (
+                variant if resp.status_code == 200 else f"{variant} ({resp.status_code})"
+            ), elapsed
 
         with ThreadPoolExecutor(max_workers=8) as pool:
-            outcomes = list(pool.map(one, range(n)))
-    return sum(ok for ok, _ in outcomes), [ms for _, ms in outcomes]
+            for variant, ms in pool.map(one, range(n)):
+                latencies[variant].append(ms)
+    return latencies
+
+
+def _report(results: dict[str, list[float]], args: argparse.Namespace) -> None:
+    total = sum(len(v) for v in results.values())
+    out = sys.stdout
+    out.write(f"\n{total} requests to /predictions/{MODEL} through the gateway:\n")
+    out.write(f"  {'variant':<16}{'requests':>9}{'share':>8}{'p50 ms':>9}{'p99 ms':>9}\n")
+    for variant, ms in sorted(results.items()):
+        share = 100 * len(ms) / total
+        out.write(
+            f"  {variant:<16}{len(ms):>9}{share:>7.1f}%{_pct(ms, 50):>9.1f}{_pct(ms, 99):>9.1f}\n"
+        )
+    out.write(
+        "\nThe stack keeps running:\n"
+        f"  gateway      {GATEWAY_URL}/predictions/{MODEL}   (and OIP v2 at {GATEWAY_URL}/v2)\n"
+        f"  status page  http://127.0.0.1:8001/\n"
+        f"  metrics      http://127.0.0.1:8001/metrics\n"
+        f"  admin API    http://127.0.0.1:8001/admin/routes  (token in {gateway_cmd.TOKEN_FILE})\n"
+        f"  config       {args.config}  (edit it, or run:\n"
+        f"               servegate canary set {MODEL} stable=80 canary=20)\n"
+        "Try:  curl -s localhost:8000/predictions/minilm -H 'Content-Type: application/json' "
+        '-d \'{"inputs": ["hello"]}\'\n'
+        "Stop everything with `make stop`.\n"
+    )
 
 
 def _pct(values: list[float], q: int) -> float:
