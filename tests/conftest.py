@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,9 +15,12 @@ import pytest
 
 from export.pipeline import ExportRequest, run_export
 from export.timing import TimingPlan
+from servegate.ports import free_ports
 from servegate.torchserve.process import TorchServe
 from servegate.torchserve.settings import Ports, TorchServeSettings
 from tests.support.tsclient import TorchServeClient
+
+__all__ = ["free_ports", "fresh_ports"]
 
 QUICK_TIMING = TimingPlan(warmup=1, min_runs=1, max_runs=1, budget_s=0.0)
 
@@ -32,21 +34,8 @@ SERVED = {
 }
 
 
-def free_ports(n: int) -> list[int]:
-    socks = []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 def fresh_ports() -> Ports:
-    names = list(Ports.model_fields)
-    return Ports(**dict(zip(names, free_ports(len(names)), strict=True)))
+    return Ports.ephemeral()
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from servegate.ports import free_ports
+
 
 class Ports(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -23,6 +25,11 @@ class Ports(BaseModel):
     grpc_management: int = Field(default=7071, ge=1, le=65535)
     # Workers talk to the frontend over unix sockets named after these ports (in TMPDIR).
     initial_worker: int = Field(default=9000, ge=1, le=65535)
+
+    @classmethod
+    def ephemeral(cls) -> Ports:
+        """Every port picked free by the OS: for tests and benchmarks beside other servers."""
+        return cls(**dict(zip(cls.model_fields, free_ports(len(cls.model_fields)), strict=True)))
 
 
 class TorchServeSettings(BaseModel):
