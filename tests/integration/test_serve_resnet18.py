@@ -69,3 +69,30 @@ def test_undecodable_image_is_a_400(torchserve: TorchServeClient) -> None:
     )
     assert resp.status_code == 400
     assert resp.json()["message"] == "could not decode image: UnidentifiedImageError"
+
+
+def test_oip_bytes_input_answers_labels_and_probabilities(torchserve: TorchServeClient) -> None:
+    raw = make_image("PNG")
+    body = {
+        "id": "img-1",
+        "inputs": [
+            {
+                "name": "image",
+                "shape": [1],
+                "datatype": "BYTES",
+                "data": [base64.b64encode(raw).decode()],
+            }
+        ],
+    }
+    resp = torchserve.predict("resnet18_onnx", json=body)
+    assert resp.status_code == 200, resp.text
+    answer = resp.json()
+    assert answer["id"] == "img-1"
+    outputs = {o["name"]: o for o in answer["outputs"]}
+    assert outputs["label"]["datatype"] == "BYTES"
+    assert outputs["label"]["shape"] == [1, 5]
+    assert outputs["probability"]["shape"] == [1, 5]
+    expected = eager_top5(raw)
+    assert outputs["label"]["data"] == [label for label, _ in expected]
+    for got, (_, p) in zip(outputs["probability"]["data"], expected, strict=True):
+        assert got == pytest.approx(p, abs=1e-4)
