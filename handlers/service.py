@@ -75,6 +75,7 @@ class ModelService:
         manifest.verify(model_dir)
         runtime = load_runtime(manifest.format, model_dir / manifest.artifact, device)
         codec = make_codec(manifest, model_dir)
+        runtime.run(codec.collate(codec.example_rows()))  # warm-up: first runs are slow
         log.info(
             "loaded %s (%s, %s) on %s",
             manifest.model,

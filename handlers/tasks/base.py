@@ -33,6 +33,10 @@ class TaskCodec(ABC):
         """Rows of an OIP v2 request."""
 
     @abstractmethod
+    def example_rows(self) -> list[Any]:
+        """A few valid rows, run once at load so the first client does not pay the warm-up."""
+
+    @abstractmethod
     def collate(self, rows: Sequence[Any]) -> list[torch.Tensor]:
         """Model inputs for all rows of a batch, as one forward pass."""
 

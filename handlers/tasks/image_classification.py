@@ -86,6 +86,9 @@ class ImageClassificationCodec(TaskCodec):
         normalized: torch.Tensor = F.normalize(tensor, mean=self.mean, std=self.std)
         return normalized
 
+    def example_rows(self) -> list[Any]:
+        return [torch.zeros(3, self.crop, self.crop)] * 2
+
     def collate(self, rows: Sequence[Any]) -> list[torch.Tensor]:
         return [torch.stack(list(rows))]
 

@@ -54,6 +54,9 @@ class TensorCodec(TaskCodec):
             )
         return list(batch.unbind(0))
 
+    def example_rows(self) -> list[Any]:
+        return [torch.zeros(self.row_shape), torch.ones(self.row_shape)]
+
     def collate(self, rows: Sequence[Any]) -> list[torch.Tensor]:
         return [torch.stack(list(rows))]
 

@@ -50,6 +50,9 @@ class TextEmbeddingCodec(TaskCodec):
             raise BadRequest(f"at most {self.max_texts} texts per request, got {len(texts)}")
         return texts
 
+    def example_rows(self) -> list[Any]:
+        return ["warm-up", "a slightly longer warm-up sentence for the model"]
+
     def collate(self, rows: Sequence[Any]) -> list[torch.Tensor]:
         encodings = self.tokenizer.encode_batch(list(rows))
         ids = torch.tensor([e.ids for e in encodings], dtype=torch.int64)
