@@ -11,20 +11,27 @@ OUT ?= model_store
 STORE ?= model_store
 WEIGHTS ?=
 PYTEST_ARGS ?=
+STUBS := gateway/grpc/stubs/__init__.py
 
-.PHONY: help install export serve stop demo test lint bench-overhead bench-gateway
+.PHONY: help install protos export serve stop demo test lint bench-overhead bench-gateway bench-grpc
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 	@echo "  variables: MODEL=$(MODEL) FORMATS=$(FORMATS) OUT=$(OUT) STORE=$(STORE) WEIGHTS="
 
-install: $(VENV)/.installed ## create .venv and install servegate (quick when nothing changed)
+install: $(VENV)/.installed $(STUBS) ## create .venv, install servegate, generate gRPC stubs (quick when nothing changed)
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
+
+$(STUBS): $(VENV)/.installed gateway/grpc/codegen.py
+	$(BIN)/python -m gateway.grpc.codegen
+
+protos: $(VENV)/.installed ## (re)generate gateway/grpc/stubs/ from the .proto files in TorchServe's jar
+	$(BIN)/python -m gateway.grpc.codegen
 
 export: install ## export MODEL to verified archives in OUT (FORMATS=torchscript,aoti,onnx)
 	$(BIN)/servegate export $(MODEL) --formats $(FORMATS) --out $(OUT) $(if $(WEIGHTS),--weights $(WEIGHTS))
@@ -41,6 +48,7 @@ demo: install ## export minilm, serve it behind the gateway (90/10 canary), send
 
 test: install ## run the test suite (real TorchServe, real Chromium)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	command -v promtool >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install ## ruff and mypy
@@ -53,3 +61,6 @@ bench-overhead: install ## TorchServe per-request overhead (latency minus handle
 
 bench-gateway: install ## TorchServe direct vs through the gateway on mlp (p50/p99/throughput)
 	$(BIN)/python -m bench.gateway
+
+bench-grpc: install ## TorchServe's gRPC direct vs gRPC through the gateway on mlp (p50/throughput)
+	$(BIN)/python -m bench.grpc

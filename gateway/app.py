@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp
 
 from gateway.admin import api as admin_api
 from gateway.errors import GatewayError
@@ -30,7 +31,8 @@ def _bare_app(gw: Gateway) -> FastAPI:
     return app
 
 
-def create_data_app(gw: Gateway) -> FastAPI:
+def create_data_app(gw: Gateway) -> ASGIApp:
+    """``/predictions`` on bare ASGI (the hot path), everything else on FastAPI."""
     app = _bare_app(gw)
     app.include_router(predictions.router)
     app.include_router(oip.router)
@@ -48,7 +50,7 @@ def create_data_app(gw: Gateway) -> FastAPI:
 
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(Exception, http_error)
-    return app
+    return predictions.PredictionsAPI(app, gw)
 
 
 def create_admin_app(gw: Gateway, token: str | None) -> FastAPI:

@@ -34,6 +34,8 @@ class BackendConfig(Frozen):
     kind: Literal["torchserve"] = "torchserve"
     inference_url: Annotated[str, Field(pattern=r"^https?://[^/]+$")]
     metrics_url: Annotated[str | None, Field(pattern=r"^https?://[^/]+$")] = None
+    # Only the gateway itself calls it, to renew an expired inference key (never for clients).
+    management_url: Annotated[str | None, Field(pattern=r"^https?://[^/]+$")] = None
     grpc_address: str | None = None
     key_file: Path | None = Field(default=None, description="TorchServe's key_file.json")
     model_store: Path | None = None

@@ -1,11 +1,13 @@
 """The protocol-neutral core of the data plane: route, forward, shadow, measure.
 
-Protocol layers (``rest/predictions.py``, ``rest/oip.py``; gRPC later) read the request, build
+Protocol layers (``rest/predictions.py``, ``rest/oip.py``, ``grpc/``) read the request, build
 ``RequestFacts`` and call ``infer``; they only translate bodies and errors into their shapes.
+A request abandoned by its client (cancelled task) is counted with code 499.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from dataclasses import dataclass
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from gateway.backends import BackendResponse, Payload
 from gateway.config import Route, Variant
 from gateway.errors import GatewayError, ModelNotFound, UpstreamError
-from gateway.metrics import NO_VARIANT, UNKNOWN_ROUTE
+from gateway.metrics import NO_VARIANT, UNKNOWN_ROUTE, ProtocolName
 from gateway.routing import RequestFacts, choose
 from gateway.state import Gateway, Table
 
@@ -39,8 +41,11 @@ async def infer(
     *,
     facts: RequestFacts,
     payload: Payload,
+    protocol: ProtocolName = "rest",
+    deadline_s: float | None = None,
 ) -> Outcome:
-    """Serve one inference on ``table`` (the one the request started with)."""
+    """Serve one inference on ``table`` (the one the request started with); the upstream
+    timeout is the route's, or the client's remaining ``deadline_s`` when that is shorter."""
     route = lookup(table, route_name)
     variant = choose(route_name, route, facts)
     if route.shadow is not None and random.random() * 100 < route.shadow.percent:
@@ -50,31 +55,54 @@ async def infer(
                            payload=payload, timeout_s=route.timeout_s)  # fmt: skip
     m = gw.metrics
     labels = (route_name, variant.name)
+    timeout_s = route.timeout_s if deadline_s is None else min(route.timeout_s, deadline_s)
     m.in_flight.labels(*labels).inc()
     started = time.perf_counter()
     try:
         backend = table.backends[variant.backend]
-        response = await backend.predict(variant, payload, route.timeout_s)
+        response = await backend.predict(variant, payload, timeout_s)
     except UpstreamError as exc:
-        m.upstream_errors.labels(*labels, exc.metric_kind).inc()
+        m.upstream_errors.labels(*labels, protocol, exc.metric_kind).inc()
         if exc.metric_kind == "auth_rejected":
             m.auth_rejections.labels(variant.backend).inc()
         exc.variant = variant.name
-        observe(gw, route_name, variant.name, exc.status, time.perf_counter() - started)
+        observe(gw, labels, protocol, exc.status, time.perf_counter() - started)
+        raise
+    except asyncio.CancelledError:  # the client went away; the upstream call is abandoned
+        observe(gw, labels, protocol, CLIENT_CLOSED, time.perf_counter() - started)
         raise
     finally:
         m.in_flight.labels(*labels).dec()
-    observe(gw, route_name, variant.name, response.status, time.perf_counter() - started)
+    observe(gw, labels, protocol, response.status, time.perf_counter() - started)
     return Outcome(route_name, variant, response)
 
 
-def observe(gw: Gateway, route: str, variant: str, status: int, latency_s: float) -> None:
-    gw.metrics.requests.labels(route, variant, str(status)).inc()
-    gw.metrics.latency.labels(route, variant).observe(latency_s)
-    gw.stats.observe(route, variant, latency_s, status >= 500)
+CLIENT_CLOSED = 499  # nginx's "client closed request"
 
 
-def count_refusal(gw: Gateway, table: Table, model: str, exc: GatewayError) -> None:
+def observe(
+    gw: Gateway, labels: tuple[str, str], protocol: ProtocolName, status: int, latency_s: float
+) -> None:
+    gw.metrics.requests.labels(*labels, protocol, str(status)).inc()
+    gw.metrics.latency.labels(*labels, protocol).observe(latency_s)
+    gw.stats.observe(*labels, latency_s, status >= 500)
+
+
+def count_refusal(
+    gw: Gateway, table: Table, model: str, exc: GatewayError, protocol: ProtocolName = "rest"
+) -> None:
     """Count a request refused before reaching a backend, with config-only label values."""
     route = model if model in table.loaded.config.routes else UNKNOWN_ROUTE
-    gw.metrics.requests.labels(route, exc.variant or NO_VARIANT, str(exc.status)).inc()
+    gw.metrics.requests.labels(route, exc.variant or NO_VARIANT, protocol, str(exc.status)).inc()
+
+
+def resolve(table: Table, model: str, version: str | None) -> tuple[Route, Variant]:
+    """The route and the variant that answers metadata/readiness for ``model[/version]``
+    (the baseline without a version)."""
+    route = lookup(table, model)
+    if version is None:
+        return route, route.variants[0]
+    variant = next((v for v in route.variants if v.version == version), None)
+    if variant is None:
+        raise ModelNotFound(f"Model version not found: {model}/{version}")
+    return route, variant

@@ -1,4 +1,4 @@
-"""Run the data plane and the admin listener in one process, one event loop.
+"""Run the data plane (HTTP and gRPC) and the admin listener in one process, one event loop.
 
 ``GatewayServer.serve`` is the coroutine (tests run it in a thread); ``run`` is the blocking
 entry point for the CLI, with SIGINT/SIGTERM stopping both listeners gracefully.
@@ -13,9 +13,11 @@ import signal
 from collections.abc import Generator
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from gateway.app import create_admin_app, create_data_app
 from gateway.config import LoadedConfig, load_config
+from gateway.grpc.server import GrpcServer
 from gateway.settings import GatewaySettings
 from gateway.state import Gateway
 
@@ -35,10 +37,12 @@ class GatewayServer:
         self.loaded = loaded or load_config(settings.config)
         self._servers: list[uvicorn.Server] = []
         self.gateway: Gateway | None = None
+        self.grpc: GrpcServer | None = None
 
     @property
     def started(self) -> bool:
-        return len(self._servers) == 2 and all(s.started for s in self._servers)
+        servers = len(self._servers) == 2 and all(s.started for s in self._servers)
+        return servers and self.grpc is not None and self.grpc.started
 
     def request_stop(self) -> None:
         for server in self._servers:
@@ -47,18 +51,27 @@ class GatewayServer:
     async def serve(self) -> None:
         s = self.settings
         gw = self.gateway = Gateway(s, self.loaded)
-        apps = [(create_data_app(gw), s.host, s.port),
-                (create_admin_app(gw, s.token()), s.admin_host, s.admin_port)]  # fmt: skip
+        apps: list[tuple[ASGIApp, str, int]] = [
+            (create_data_app(gw), s.host, s.port),
+            (create_admin_app(gw, s.token()), s.admin_host, s.admin_port),
+        ]
         self._servers = [_Server(uvicorn.Config(
             app, host=host, port=port, http="httptools", lifespan="off", log_config=None,
             access_log=s.access_log, server_header=False, timeout_graceful_shutdown=30,
+            # No X-Forwarded-For rewriting: the gateway is the edge, the audit log records the
+            # real peer, and the wrapper costs every request.
+            proxy_headers=False,
         )) for app, host, port in apps]  # fmt: skip
         await gw.start()
         try:
+            self.grpc = GrpcServer(gw, s)
+            await self.grpc.start()
             log.info("gateway on http://%s:%d, admin and status page on http://%s:%d",
                      s.host, s.port, s.admin_host, s.admin_port)  # fmt: skip
             await asyncio.gather(*(server.serve() for server in self._servers))
         finally:
+            if self.grpc is not None:
+                await self.grpc.stop(grace_s=30)
             await gw.aclose()
 
     def run(self) -> None:

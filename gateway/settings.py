@@ -18,6 +18,9 @@ class GatewaySettings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     admin_host: str = "127.0.0.1"
     admin_port: int = Field(default=8001, ge=0, le=65535)
+    # gRPC data plane (TorchServe's inference API, OIP v2, health, reflection).
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = Field(default=9000, ge=0, le=65535)
     # The admin API is on only when a token is configured (directly or through a file).
     admin_token: SecretStr | None = None
     admin_token_file: Path | None = None

@@ -9,9 +9,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import httpx
-
-from gateway.backends import Backend, make_backend
+from gateway.backends import Backend, HttpPool, make_backend
 from gateway.config import LoadedConfig
 from gateway.metrics import GatewayMetrics
 from gateway.reload import ConfigWatcher
@@ -37,11 +35,7 @@ class Gateway:
         self.metrics = GatewayMetrics()
         self.stats = RollingStats()
         # One pooled client for every backend: connections are reused across tables.
-        self.client = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=1024, max_keepalive_connections=256),
-            timeout=30.0,
-            trust_env=False,
-        )
+        self.client = HttpPool()
         self.scraped = ScrapedCollector(lambda: self.table.loaded.config)
         self.metrics.registry.register(self.scraped)
         self.table = self._build(loaded)
@@ -51,7 +45,9 @@ class Gateway:
         self._tasks: list[asyncio.Task[None]] = []
 
     def _build(self, loaded: LoadedConfig) -> Table:
-        backends = {name: make_backend(name, cfg, self.client)
+        renewed = self.metrics.key_renewals
+        backends = {name: make_backend(name, cfg, self.client,
+                                       lambda b, result: renewed.labels(b, result).inc())
                     for name, cfg in loaded.config.backends.items()}  # fmt: skip
         return Table(loaded, backends)
 

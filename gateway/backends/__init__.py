@@ -2,5 +2,14 @@
 
 from gateway.backends.base import Backend, BackendResponse, ModelSignature, Payload, TensorSpec
 from gateway.backends.factory import make_backend
+from gateway.backends.http import HttpPool
 
-__all__ = ["Backend", "BackendResponse", "ModelSignature", "Payload", "TensorSpec", "make_backend"]
+__all__ = [
+    "Backend",
+    "BackendResponse",
+    "HttpPool",
+    "ModelSignature",
+    "Payload",
+    "TensorSpec",
+    "make_backend",
+]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import httpx
-
 from gateway.backends.base import Backend
-from gateway.backends.torchserve import TorchServeBackend
+from gateway.backends.http import HttpPool
+from gateway.backends.torchserve import RenewalHook, TorchServeBackend
 from gateway.config import BackendConfig
 
 
-def make_backend(name: str, config: BackendConfig, client: httpx.AsyncClient) -> Backend:
+def make_backend(
+    name: str, config: BackendConfig, pool: HttpPool, on_renewal: RenewalHook | None = None
+) -> Backend:
     # One kind today; the Literal in BackendConfig.kind is where the next one is added.
-    return TorchServeBackend(name, config, client)
+    return TorchServeBackend(name, config, pool, on_renewal)

@@ -3,48 +3,70 @@
 Only ``/predictions/<model>/<version>`` and ``/ping`` on the inference address are ever called
 for clients; the URL is built from config, never from client input, so no management, token,
 metrics, workflow or API-description path can be reached through the gateway.
+
+Key expiry: TorchServe's inference key expires (``token_expiration_min``, 60 by default) and
+TorchServe answers it with 400 ``InvalidKeyException`` without writing a new one. When the key
+is rejected the backend, once per rejected key whatever the concurrency:
+
+1. re-reads ``key_file.json`` (a restarted TorchServe wrote new keys there);
+2. failing that, and with ``management_url`` configured, asks TorchServe for a new inference
+   key with the non-expiring API key (``GET <management_url>/token?type=inference``, the one
+   management call the gateway makes, on its own behalf only) and re-reads the file;
+3. retries the request once with the new key. Every renewal is counted
+   (``servegate_backend_key_renewals_total{backend,result}``); with no new key the client gets
+   503 and ``servegate_backend_auth_rejections_total`` counts it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-
-import httpx
+from collections.abc import Callable
 
 from gateway.backends.archive import read_signature
 from gateway.backends.base import Backend, BackendResponse, ModelSignature, Payload
+from gateway.backends.http import HttpPool, HttpReply
 from gateway.backends.keys import KeyFileReader
 from gateway.config import BackendConfig, Variant
-from gateway.errors import BackendAuthRejected, BackendTimeout, BackendUnavailable
+from gateway.errors import BackendAuthRejected, BackendUnavailable, UpstreamError
 
 log = logging.getLogger(__name__)
 KEY_REJECTED = b"InvalidKeyException"  # TorchServe answers a bad token with 400 + this type
+RENEW_TIMEOUT_S = 10.0
+# Called with the backend name and the renewal result: "reread", "renewed" or "failed".
+RenewalHook = Callable[[str, str], None]
 
 
 class TorchServeBackend(Backend):
-    def __init__(self, name: str, config: BackendConfig, client: httpx.AsyncClient) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: BackendConfig,
+        pool: HttpPool,
+        on_renewal: RenewalHook | None = None,
+    ) -> None:
         self.name = name
         self.config = config
-        self.client = client
+        self.pool = pool
         self.keys = KeyFileReader(config.key_file)
+        self.on_renewal = on_renewal
+        self._renewing = asyncio.Lock()
+        self._what = f"backend {name}"
 
     async def predict(
         self, variant: Variant, payload: Payload, timeout_s: float
     ) -> BackendResponse:
         url = f"{self.config.inference_url}/predictions/{variant.model}/{variant.version}"
         headers = {"Content-Type": payload.content_type or "application/octet-stream"}
-        resp = await self._send("POST", url, headers, payload.body, timeout_s)
-        return BackendResponse(
-            resp.status_code, resp.content, resp.headers.get("content-type", "application/json")
-        )
+        reply = await self._send("POST", url, headers, payload.body, timeout_s)
+        return BackendResponse(reply.status, reply.body, reply.content_type or "application/json")
 
     async def ready(self) -> bool:
         try:
-            resp = await self._send("GET", f"{self.config.inference_url}/ping", {}, b"", 2.0)
-        except (BackendUnavailable, BackendTimeout, BackendAuthRejected):
+            reply = await self._send("GET", f"{self.config.inference_url}/ping", {}, b"", 2.0)
+        except UpstreamError:
             return False
-        return resp.status_code == 200
+        return reply.status == 200
 
     def signature(self, variant: Variant) -> ModelSignature:
         if self.config.model_store is None:
@@ -60,45 +82,94 @@ class TorchServeBackend(Backend):
         if self.config.metrics_url is None:
             return None
         try:
-            resp = await self.client.get(f"{self.config.metrics_url}/metrics", timeout=5.0)
-        except httpx.HTTPError as exc:
-            log.warning("scraping %s failed: %s", self.name, exc)
+            reply = await self.pool.send("GET", f"{self.config.metrics_url}/metrics", headers={},
+                                         timeout_s=5.0, what=f"{self._what} metrics")  # fmt: skip
+        except UpstreamError:
             return None
-        return resp.text if resp.status_code == 200 else None
+        return reply.body.decode("utf-8", "replace") if reply.status == 200 else None
 
     async def _send(
         self, method: str, url: str, headers: dict[str, str], body: bytes, timeout_s: float
-    ) -> httpx.Response:
-        resp = await self._attempt(method, url, headers, body, timeout_s)
-        if _key_rejected(resp):
-            # Keys expire and a restarted TorchServe writes new ones: re-read once and retry.
-            if not self.keys.refresh():
-                raise BackendAuthRejected("the model server is unavailable")
-            log.info(
-                "TorchServe %s rejected the inference key; retrying with the new one", self.name
-            )
-            resp = await self._attempt(method, url, headers, body, timeout_s)
-            if _key_rejected(resp):
-                raise BackendAuthRejected("the model server is unavailable")
-        return resp
+    ) -> HttpReply:
+        key = self.keys.key()
+        reply = await self._attempt(method, url, headers, body, timeout_s, key=key)
+        if not _key_rejected(reply):
+            return reply
+        new_key = await self._renew_key(key)
+        if new_key is None:
+            raise BackendAuthRejected("the model server is unavailable")
+        reply = await self._attempt(method, url, headers, body, timeout_s, key=new_key)
+        if _key_rejected(reply):
+            raise BackendAuthRejected("the model server is unavailable")
+        return reply
 
     async def _attempt(
-        self, method: str, url: str, headers: dict[str, str], body: bytes, timeout_s: float
-    ) -> httpx.Response:
-        key = self.keys.key()
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes,
+        timeout_s: float,
+        *,
+        key: str | None,
+    ) -> HttpReply:
         if key is not None:
             headers = {**headers, "Authorization": f"Bearer {key}"}
+        return await self.pool.send(
+            method, url, headers=headers, body=body, timeout_s=timeout_s, what=self._what
+        )
+
+    async def _renew_key(self, rejected: str | None) -> str | None:
+        """A key to retry with, different from ``rejected``; None when there is none."""
+        async with self._renewing:  # one renewal per rejected key, not one per waiting request
+            current = self.keys.key()
+            if current is not None and current != rejected:
+                return current  # a request ahead of this one already renewed it
+            if self.keys.refresh():
+                log.info("TorchServe %s rejected the inference key; the key file has a new one",
+                         self.name)  # fmt: skip
+                self._count("reread")
+                return self.keys.key()
+            if self.config.management_url is None:
+                log.error("TorchServe %s rejected the inference key and no management_url is "
+                          "configured to renew it", self.name)  # fmt: skip
+                return None
+            renewed = await self._regenerate(rejected)
+            self._count("renewed" if renewed else "failed")
+            return self.keys.key() if renewed else None
+
+    async def _regenerate(self, rejected: str | None) -> bool:
+        """Ask TorchServe for a new inference key (it writes it to the key file)."""
+        api_key = self.keys.keys().api
+        if api_key is None:
+            log.error("TorchServe %s: no API key in %s to renew the inference key",
+                      self.name, self.config.key_file)  # fmt: skip
+            return False
         try:
-            async with asyncio.timeout(timeout_s):
-                return await self.client.request(
-                    method, url, headers=headers, content=body, timeout=timeout_s
-                )
-        except (TimeoutError, httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout):
-            raise BackendTimeout("the model server did not answer in time") from None
-        except httpx.HTTPError as exc:
-            log.warning("backend %s unreachable: %s", self.name, type(exc).__name__)
-            raise BackendUnavailable("the model server is unavailable") from None
+            reply = await self.pool.send(
+                "GET", f"{self.config.management_url}/token?type=inference",
+                headers={"Authorization": f"Bearer {api_key}"},
+                timeout_s=RENEW_TIMEOUT_S, what=f"{self._what} management",
+            )  # fmt: skip
+        except UpstreamError as exc:
+            log.error("TorchServe %s: renewing the inference key failed: %s", self.name, exc)
+            return False
+        if reply.status != 200:
+            log.error("TorchServe %s refused to renew the inference key (HTTP %d)",
+                      self.name, reply.status)  # fmt: skip
+            return False
+        self.keys.refresh()
+        if self.keys.key() in (None, rejected):
+            log.error("TorchServe %s renewed the inference key but %s has no new one",
+                      self.name, self.config.key_file)  # fmt: skip
+            return False
+        log.info("TorchServe %s: inference key renewed", self.name)
+        return True
+
+    def _count(self, result: str) -> None:
+        if self.on_renewal is not None:
+            self.on_renewal(self.name, result)
 
 
-def _key_rejected(resp: httpx.Response) -> bool:
-    return resp.status_code == 400 and KEY_REJECTED in resp.content[:256]
+def _key_rejected(reply: HttpReply) -> bool:
+    return reply.status == 400 and KEY_REJECTED in reply.body[:256]

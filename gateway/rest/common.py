@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
+from starlette.types import Receive
 
 from gateway.errors import BadRequest, PayloadTooLarge
 from gateway.routing import RequestFacts, facts_from
@@ -17,15 +19,23 @@ _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def request_id(request: Request) -> str:
+    return sane_request_id(request.headers.get(REQUEST_ID))
+
+
+def sane_request_id(sent: str | None) -> str:
     """The client's id when it is a sane token, else a fresh one (never echo arbitrary bytes)."""
-    sent = request.headers.get(REQUEST_ID)
     return sent if sent and _CLIENT_ID.match(sent) else uuid.uuid4().hex
 
 
 async def read_body(request: Request, limit: int) -> bytes:
+    return await read_asgi_body(request.receive, request.headers, limit)
+
+
+async def read_asgi_body(receive: Receive, headers: Mapping[str, str], limit: int) -> bytes:
     """The body, refused with 413 as soon as it is known to exceed ``limit``: up front from
-    Content-Length, else while streaming, without reading the rest."""
-    declared = request.headers.get("content-length")
+    Content-Length, else while streaming, without reading the rest. ``ClientDisconnect`` when
+    the client goes away first."""
+    declared = headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
             raise BadRequest("invalid Content-Length")
@@ -33,12 +43,17 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise PayloadTooLarge(f"request body is over the {limit}-byte limit")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
+        chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"request body is over the {limit}-byte limit")
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def facts(table: Table, request: Request, model: str, version: str | None) -> RequestFacts:

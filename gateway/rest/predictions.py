@@ -3,60 +3,119 @@
 Bodies go to TorchServe unchanged and its answer comes back unchanged (status, body, content
 type), so an existing TorchServe client works by changing only its URL. Errors the gateway
 raises use TorchServe's JSON error shape ``{"code", "type", "message"}``.
+
+``/predictions`` is the hot path, so it is a bare ASGI handler (``PredictionsAPI``) in front of
+the FastAPI app rather than a FastAPI route: no route table, dependency solving, middleware
+stack or Request/Response objects per call, and the body is forwarded as bytes, never parsed.
+``make bench-gateway`` measured those layers at about a third of the gateway's CPU per request.
+Every other path (``/ping``, OIP v2, unknown paths) falls through to the FastAPI app. As in
+TorchServe, trailing slashes are ignored (``/predictions/mlp/`` is ``/predictions/mlp``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 
 from fastapi import APIRouter
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect, Request, cookie_parser
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import dataplane
 from gateway.backends import Payload
 from gateway.errors import GatewayError
-from gateway.rest.common import facts, gateway_of, headers, read_body, request_id
+from gateway.rest.common import REQUEST_ID, gateway_of, read_asgi_body, sane_request_id
+from gateway.routing import facts_from
+from gateway.state import Gateway
 
+log = logging.getLogger(__name__)
 router = APIRouter()
+PREFIX = "/predictions/"
+_RID = REQUEST_ID.lower().encode()
+_VARIANT = b"x-servegate-variant"
 
 
-def torchserve_error(exc: GatewayError, rid: str) -> JSONResponse:
+class PredictionsAPI:
+    """``/predictions/{model}[/{version}]`` on bare ASGI; everything else goes to ``app``."""
+
+    def __init__(self, app: ASGIApp, gw: Gateway) -> None:
+        self.app = app
+        self.gw = gw
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(PREFIX):
+            parts = scope["path"][len(PREFIX) :].rstrip("/").split("/")
+            if len(parts) <= 2 and all(parts):
+                await self._serve(scope, receive, send, parts)
+                return
+        await self.app(scope, receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, parts: list[str]) -> None:
+        headers = Headers(scope=scope)
+        rid = sane_request_id(headers.get(REQUEST_ID))
+        if scope["method"] != "POST":
+            refusal = {"code": 405, "type": "MethodNotAllowedException",
+                       "message": "Method not allowed"}  # fmt: skip
+            await _send(send, 405, json.dumps(refusal).encode(), rid=rid)
+            return
+        gw = self.gw
+        table = gw.table  # the whole request runs on the table it started with
+        model, version = parts[0], parts[1] if len(parts) == 2 else None
+        try:
+            route = dataplane.lookup(table, model)
+            body = await read_asgi_body(receive, headers, gw.settings.max_body_bytes)
+            cookies = {}
+            if route.sticky is not None and route.sticky.cookie is not None:
+                cookies = cookie_parser(headers.get("cookie", ""))
+            facts = facts_from(route, headers, cookies, version)
+            payload = Payload(body, headers.get("content-type"))
+            out = await dataplane.infer(gw, table, model, facts=facts, payload=payload)
+        except GatewayError as exc:
+            if exc.variant is None:
+                dataplane.count_refusal(gw, table, model, exc)
+            await _send_error(send, exc, rid)
+            return
+        except ClientDisconnect:
+            return
+        except Exception:
+            log.exception("unhandled error on %s", scope["path"])
+            await _send_error(send, GatewayError(), rid)
+            return
+        resp = out.response
+        await _send(send, resp.status, resp.body, content_type=resp.content_type, rid=rid,
+                    variant=out.variant.name)  # fmt: skip
+
+
+async def _send_error(send: Send, exc: GatewayError, rid: str) -> None:
     body = {"code": exc.status, "type": exc.kind, "message": exc.message}
-    return JSONResponse(body, status_code=exc.status, headers=headers(rid, exc.variant))
+    await _send(send, exc.status, json.dumps(body).encode(), rid=rid, variant=exc.variant)
 
 
-@router.post("/predictions/{model}")
-async def predict(request: Request, model: str) -> Response:
-    return await _predict(request, model, None)
-
-
-@router.post("/predictions/{model}/{version}")
-async def predict_version(request: Request, model: str, version: str) -> Response:
-    return await _predict(request, model, version)
-
-
-async def _predict(request: Request, model: str, version: str | None) -> Response:
-    gw = gateway_of(request)
-    table = gw.table  # the whole request runs on the table it started with
-    rid = request_id(request)
-    try:
-        dataplane.lookup(table, model)
-        body = await read_body(request, gw.settings.max_body_bytes)
-        payload = Payload(body, request.headers.get("content-type"))
-        facts_ = facts(table, request, model, version)
-        out = await dataplane.infer(gw, table, model, facts=facts_, payload=payload)
-    except GatewayError as exc:
-        if exc.variant is None:
-            dataplane.count_refusal(gw, table, model, exc)
-        return torchserve_error(exc, rid)
-    return Response(out.response.body, status_code=out.response.status,
-                    media_type=out.response.content_type,
-                    headers=headers(rid, out.variant.name))  # fmt: skip
+async def _send(
+    send: Send,
+    status: int,
+    body: bytes,
+    *,
+    content_type: str = "application/json",
+    rid: str,
+    variant: str | None = None,
+) -> None:
+    raw = [
+        (b"content-type", content_type.encode("latin-1")),
+        (b"content-length", str(len(body)).encode()),
+        (_RID, rid.encode()),
+    ]
+    if variant:
+        raw.append((_VARIANT, variant.encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
 
 
 @router.get("/ping")
-async def ping(request: Request) -> Response:
+async def ping(request: Request) -> JSONResponse:
     gw = gateway_of(request)
     states = await asyncio.gather(*(b.ready() for b in gw.table.backends.values()))
     if all(states):

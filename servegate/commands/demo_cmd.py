@@ -52,6 +52,7 @@ backends:
     metrics_url: http://127.0.0.1:8082
     grpc_address: 127.0.0.1:7070
     key_file: {workdir}/key_file.json
+    management_url: http://127.0.0.1:8081   # renews the inference key when it expires
     model_store: {store}
 
 routes:
@@ -195,6 +196,7 @@ def _report(results: dict[str, list[float]], args: argparse.Namespace) -> None:
     out.write(
         "\nThe stack keeps running:\n"
         f"  gateway      {GATEWAY_URL}/predictions/{MODEL}   (and OIP v2 at {GATEWAY_URL}/v2)\n"
+        "  gRPC         127.0.0.1:9000  (TorchServe's gRPC inference API and OIP v2)\n"
         f"  status page  http://127.0.0.1:8001/\n"
         f"  metrics      http://127.0.0.1:8001/metrics\n"
         f"  admin API    http://127.0.0.1:8001/admin/routes  (token in {gateway_cmd.TOKEN_FILE})\n"

@@ -34,6 +34,8 @@ def register(sub: Any) -> None:
         p.add_argument("--port", type=int, default=None)
         p.add_argument("--admin-host", default=None)
         p.add_argument("--admin-port", type=int, default=None)
+        p.add_argument("--grpc-host", default=None, help="gRPC listener (default 127.0.0.1)")
+        p.add_argument("--grpc-port", type=int, default=None, help="gRPC port (default 9000)")
         p.add_argument(
             "--token-file",
             type=Path,
@@ -73,6 +75,8 @@ def run_gateway(args: argparse.Namespace) -> int:
         port=args.port,
         admin_host=args.admin_host,
         admin_port=args.admin_port,
+        grpc_host=args.grpc_host,
+        grpc_port=args.grpc_port,
         admin_token_file=token_file,
     )
     try:
@@ -100,7 +104,7 @@ def start_gateway(args: argparse.Namespace) -> int:
         "--token-file",
         str(args.token_file),
     ]
-    for flag in ("host", "port", "admin_host", "admin_port"):
+    for flag in ("host", "port", "admin_host", "admin_port", "grpc_host", "grpc_port"):
         if getattr(args, flag) is not None:
             argv += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     with LOG_FILE.open("ab") as out:

@@ -1,11 +1,16 @@
 """``servegate serve`` starts TorchServe on the archives of a model store and waits until every
-model is ready; ``servegate stop`` stops the instance started from the same working directory."""
+model is ready; ``servegate stop`` stops the instance started from the same working directory.
+
+``--foreground`` is for containers: after start it stays attached, exits non-zero when TorchServe
+dies (so the orchestrator restarts it) and stops TorchServe on SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +28,35 @@ def register(sub: Any) -> None:
     serve.add_argument("--store", type=Path, default=Path("model_store"))
     serve.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
     serve.add_argument("--models", default="", help="comma-separated archive names (default: all)")
-    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="bind address of inference, metrics and gRPC inference (0.0.0.0 in a container); "
+        "management always stays on 127.0.0.1",
+    )
     for name, default in Ports().model_dump().items():
         serve.add_argument(
             f"--{name.replace('_', '-')}-port", type=int, default=default, dest=f"port_{name}"
         )
     serve.add_argument("--ready-timeout", type=float, default=300.0)
+    serve.add_argument(
+        "--token-expiration-min",
+        type=int,
+        default=60,
+        help="lifetime of TorchServe's inference/management keys (nothing renews them)",
+    )
+    serve.add_argument(
+        "--no-token-auth",
+        dest="token_auth",
+        action="store_false",
+        help="turn TorchServe's token authorization off: only where a network policy lets "
+        "nothing but the gateway reach it (Kubernetes, see deploy/k8s)",
+    )
+    serve.add_argument(
+        "--foreground",
+        action="store_true",
+        help="stay attached until TorchServe exits; SIGTERM stops it (container entry point)",
+    )
     serve.set_defaults(run=run_serve)
 
     stop: argparse.ArgumentParser = sub.add_parser(
@@ -50,12 +78,16 @@ def settings_from(args: argparse.Namespace) -> TorchServeSettings:
         host=args.host,
         ports=ports,
         ready_timeout_s=args.ready_timeout,
+        token_expiration_min=args.token_expiration_min,
+        token_auth=args.token_auth,
     )
 
 
 def run_serve(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     server = TorchServe(settings)
+    # In the foreground a SIGTERM during start-up must stop TorchServe too, not orphan it.
+    stopping = _stop_on_signals() if args.foreground else None
     try:
         server.start()
         statuses = server.wait_ready()
@@ -71,11 +103,39 @@ def run_serve(args: argparse.Namespace) -> int:
         f"  metrics     {settings.url('metrics')}/metrics\n"
         f"  gRPC        {settings.host}:{p.grpc_inference} (inference), "
         f"{p.grpc_management} (management)\n"
-        f"  key file    {settings.key_file.resolve()} "
-        "(token authorization is on; the gateway reads it)\n"
-        f"  logs        {settings.logdir.resolve()}\n"
-        f"Stop it with `make stop` (servegate stop --workdir {settings.workdir}).\n"
+        + (
+            f"  key file    {settings.key_file.resolve()} "
+            "(token authorization is on; the gateway reads it)\n"
+            if settings.token_auth
+            else "  token authorization is OFF: only the gateway may reach this TorchServe\n"
+        )
+        + f"  logs        {settings.logdir.resolve()}\n"
+        + (
+            "Running in the foreground; SIGTERM stops it.\n"
+            if args.foreground
+            else f"Stop it with `make stop` (servegate stop --workdir {settings.workdir}).\n"
+        )
     )
+    sys.stdout.flush()
+    return supervise(server, stopping) if stopping is not None else 0
+
+
+def _stop_on_signals() -> threading.Event:
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    return stopping
+
+
+def supervise(server: TorchServe, stopping: threading.Event, poll_s: float = 1.0) -> int:
+    """Block until ``stopping`` is set (SIGTERM/SIGINT: stop TorchServe, 0) or until
+    TorchServe dies (1)."""
+    while not stopping.wait(poll_s):
+        if server.pid() is None:
+            log.error("TorchServe exited; see %s", server.settings.logdir.resolve())
+            return 1
+    log.info("stopping TorchServe")
+    server.stop()
     return 0
 
 

@@ -172,11 +172,13 @@ class TorchServe:
         return env
 
     def _statuses(self, names: list[str]) -> list[ModelStatus]:
-        try:
-            key = self.keys().management.key
-        except (OSError, ValueError):  # not written yet, or half written
-            return []
-        headers = {"Authorization": f"Bearer {key}"}
+        headers: dict[str, str] = {}
+        if self.settings.token_auth:
+            try:
+                key = self.keys().management.key
+            except (OSError, ValueError):  # not written yet, or half written
+                return []
+            headers = {"Authorization": f"Bearer {key}"}
         out = []
         with httpx.Client(base_url=self.settings.url("management"), timeout=5.0) as client:
             for name in names:

@@ -3,6 +3,12 @@
 Hardening beyond TorchServe's defaults: every port on loopback, token authorization on,
 model register/delete API off, ``allowed_urls`` limited to the local model store, and
 Prometheus-format metrics.
+
+In a container ``host`` is ``0.0.0.0`` (inference, metrics and gRPC inference must be reachable
+from the gateway's container or pod; the compose network or the NetworkPolicy fences them), while
+``management_host`` keeps the management APIs (HTTP and gRPC) on the container's own loopback:
+nothing outside it ever needs them. ``token_auth=False`` is for Kubernetes only, where each
+TorchServe pod would mint its own random keys that no gateway pod can read (see deploy/).
 """
 
 from __future__ import annotations
@@ -39,7 +45,9 @@ class TorchServeSettings(BaseModel):
     workdir: Path
     models: tuple[str, ...] = Field(default=(), description="archive names; empty: every .mar")
     host: str = "127.0.0.1"
+    management_host: str = "127.0.0.1"
     ports: Ports = Ports()
+    token_auth: bool = True
     token_expiration_min: int = Field(default=60, ge=1)
     ready_timeout_s: float = Field(default=300.0, gt=0)
     max_request_size: int = Field(default=16 * 1024 * 1024, ge=1024)
@@ -66,7 +74,8 @@ class TorchServeSettings(BaseModel):
             "management": self.ports.management,
             "metrics": self.ports.metrics,
         }[api]
-        return f"http://{self.host}:{port}"
+        host = self.management_host if api == "management" else self.host
+        return f"http://{host}:{port}"
 
     def archives(self) -> list[str]:
         if self.models:
@@ -80,14 +89,14 @@ class TorchServeSettings(BaseModel):
             "management_address": self.url("management"),
             "metrics_address": self.url("metrics"),
             "grpc_inference_address": self.host,
-            "grpc_management_address": self.host,
+            "grpc_management_address": self.management_host,
             "grpc_inference_port": self.ports.grpc_inference,
             "grpc_management_port": self.ports.grpc_management,
             "initial_worker_port": self.ports.initial_worker,
             "model_store": store,
             "load_models": ",".join(f"{m}.mar" for m in self.archives()),
             "metrics_mode": "prometheus",
-            "disable_token_authorization": "false",
+            "disable_token_authorization": "false" if self.token_auth else "true",
             "enable_model_api": "false",
             "token_expiration_min": self.token_expiration_min,
             "allowed_urls": f"file://{re.escape(str(store))}/.*",

@@ -59,6 +59,10 @@ class RunningGateway:
         return f"http://{self.settings.host}:{self.settings.port}"
 
     @property
+    def grpc_address(self) -> str:
+        return f"{self.settings.grpc_host}:{self.settings.grpc_port}"
+
+    @property
     def admin_url(self) -> str:
         return f"http://{self.settings.admin_host}:{self.settings.admin_port}"
 
@@ -91,10 +95,12 @@ class RunningGateway:
 
 @contextmanager
 def run_gateway(config: Path, **overrides: Any) -> Iterator[RunningGateway]:
-    port, admin_port = free_ports(2)
+    port, admin_port, grpc_port = free_ports(3)
     options = {"admin_token": TOKEN, "reload_interval_s": 0.1, "scrape_interval_s": 0.5,
                **overrides}  # fmt: skip
-    settings = load_settings(config=config, port=port, admin_port=admin_port, **options)
+    settings = load_settings(
+        config=config, port=port, admin_port=admin_port, grpc_port=grpc_port, **options
+    )
     server = GatewayServer(settings)
     errors: list[BaseException] = []
 

@@ -3,6 +3,7 @@ counted, and the last good split keeps serving."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import Counter
 from pathlib import Path
@@ -67,6 +68,14 @@ INVALID = {
 }  # fmt: skip
 
 
+def _replace(path: Path, text: str) -> None:
+    """Swap the file's content in one step: the watcher must never poll a half-written file
+    (an empty read would be one more rejection, and the count below would run ahead)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def test_each_invalid_file_is_rejected_and_the_old_split_keeps_serving(
     tmp_path: Path, backends: dict[str, Any]
 ) -> None:
@@ -79,7 +88,7 @@ def test_each_invalid_file_is_rejected_and_the_old_split_keeps_serving(
         for n, (name, corrupt) in enumerate(INVALID.items(), start=1):
             bad = corrupt(good)
             assert bad != good, name
-            config.write_text(bad)
+            _replace(config, bad)
             wait_for(lambda n=n: gw.metric("servegate_config_reloads_total", **rejected) == n,
                      f"the {name} file to be rejected")  # fmt: skip
             results = fire(f"{gw.url}/predictions/mlp", 30)

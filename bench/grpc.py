@@ -1,0 +1,184 @@
+"""TorchServe's gRPC directly vs gRPC through the gateway, same load, one run, on ``mlp``.
+
+A grpc.aio client keeps ``--concurrency`` ``Predictions`` calls in flight for ``--duration``
+seconds against TorchServe's own gRPC port (``mlp_torchscript`` version 1.0, inference key in
+metadata) and against the gateway's gRPC port (route ``mlp``; the gateway runs in its own
+process, ``servegate gateway run``), in alternating rounds, and reports p50/p99/throughput with
+the gateway's added p50 and throughput ratio. Targets: added p50 <= 1 ms, >= 90% of direct.
+``--py-spy FILE`` records the gateway's stacks (collapsed) during its last round.
+
+    .venv/bin/python -m bench.grpc [--concurrency 8] [--duration 15] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+import yaml
+
+from bench.common import pct, torchserve
+from bench.gateway import free_port
+from export.pipeline import ExportRequest, run_export
+from export.timing import TimingPlan
+from gateway.grpc.stubs import inference_pb2, inference_pb2_grpc
+
+log = logging.getLogger("bench")
+BODY = json.dumps({"inputs": [[0.1 * i for i in range(16)]]}).encode()
+
+
+async def load(
+    address: str,
+    request: Any,
+    metadata: Sequence[tuple[str, str]],
+    concurrency: int,
+    seconds: float,
+) -> dict[str, float]:
+    """``concurrency`` calls in flight on one channel for ``seconds``: p50/p99 (ms) and rate."""
+    latencies: list[float] = []
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = inference_pb2_grpc.InferenceAPIsServiceStub(channel)
+        stop = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            while (started := time.perf_counter()) < stop:
+                await stub.Predictions(request, metadata=metadata, timeout=30)
+                latencies.append((time.perf_counter() - started) * 1000)
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - began
+    return {"p50_ms": pct(latencies, 50), "p99_ms": pct(latencies, 99),
+            "rps": len(latencies) / elapsed}  # fmt: skip
+
+
+def start_gateway(config: Path, grpc_port: int, log_file: Path) -> subprocess.Popen[bytes]:
+    argv = [
+        sys.executable,
+        "-m",
+        "servegate.cli",
+        "gateway",
+        "run",
+        "--config",
+        str(config),
+        "--port",
+        str(free_port()),
+        "--admin-port",
+        str(free_port()),
+        "--grpc-port",
+        str(grpc_port),
+        "--token-file",
+        str(config.with_name("no-token")),
+    ]
+    proc = subprocess.Popen(argv, stdout=log_file.open("wb"), stderr=subprocess.STDOUT)
+    with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+        try:
+            grpc.channel_ready_future(channel).result(timeout=60)
+        except grpc.FutureTimeoutError:
+            proc.terminate()
+            raise RuntimeError(f"gateway did not start; see {log_file}") from None
+    return proc
+
+
+def py_spy(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | None:
+    exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(exe).exists():
+        log.error("py-spy is missing: pip install py-spy")
+        return None
+    argv = [exe, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "250",
+            "--format", "raw", "--output", str(out), "--nonblocking"]  # fmt: skip
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--duration", type=float, default=15)
+    parser.add_argument("--rounds", type=int, default=2, help="alternating direct/gateway rounds")
+    parser.add_argument("--py-spy", type=Path, default=None, help="collapsed stacks of the gateway")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    with tempfile.TemporaryDirectory(prefix="bench-grpc-") as tmp:
+        work = Path(tmp)
+        store = work / "store"
+        plan = TimingPlan(warmup=1, min_runs=1, max_runs=1, budget_s=0.0)
+        run_export(ExportRequest(model="mlp", out=store, formats=("torchscript",), timing=plan))
+        with torchserve(store, work / "ts") as ts:
+            s = ts.settings
+            config = work / "gateway.yaml"
+            backend = {"inference_url": s.url("inference"), "key_file": str(s.key_file)}
+            stable = {"name": "stable", "backend": "ts", "model": "mlp_torchscript", "weight": 100}
+            routes = {"mlp": {"variants": [stable]}}
+            config.write_text(yaml.safe_dump({"backends": {"ts": backend}, "routes": routes}))
+            grpc_port = free_port()
+            gw = start_gateway(config, grpc_port, work / "gateway.log")
+            try:
+                direct = f"{s.host}:{s.ports.grpc_inference}"
+                key = ts.keys().inference.key
+                gateway = f"127.0.0.1:{grpc_port}"
+                runs = asyncio.run(rounds(args, direct, key, gateway, gw.pid))
+            finally:
+                gw.terminate()
+                gw.wait(30)
+    report(runs, args)
+    return 0
+
+
+async def rounds(
+    args: argparse.Namespace, direct: str, key: str, gateway: str, gateway_pid: int
+) -> dict[str, list[dict[str, float]]]:
+    pb = inference_pb2.PredictionsRequest
+    targets = {
+        "direct": (direct, pb(model_name="mlp_torchscript", model_version="1.0",
+                              input={"data": BODY}), (("authorization", f"Bearer {key}"),)),
+        "gateway": (gateway, pb(model_name="mlp", input={"data": BODY}), ()),
+    }  # fmt: skip
+    for address, request, metadata in targets.values():  # warm-up both paths
+        await load(address, request, metadata, args.concurrency, 3)
+    runs: dict[str, list[dict[str, float]]] = {"direct": [], "gateway": []}
+    for i in range(args.rounds):
+        for name, (address, request, metadata) in targets.items():
+            spy = None
+            if name == "gateway" and args.py_spy and i == args.rounds - 1:
+                spy = py_spy(gateway_pid, args.duration, args.py_spy)
+            runs[name].append(await load(address, request, metadata, args.concurrency,
+                                         args.duration))  # fmt: skip
+            if spy is not None:
+                spy.wait(60)
+    return runs
+
+
+def report(runs: dict[str, list[dict[str, float]]], args: argparse.Namespace) -> None:
+    best = {k: {m: (min if m != "rps" else max)(r[m] for r in v) for m in v[0]}
+            for k, v in runs.items()}  # fmt: skip
+    d, g = best["direct"], best["gateway"]
+    lines = [
+        f"mlp TorchScript over gRPC, {args.concurrency} calls in flight, {args.duration:g} s, "
+        f"best of {args.rounds} alternating rounds",
+        f"{'':10}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>10}",
+    ]
+    for name, r in best.items():
+        lines.append(f"{name:10}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}{r['rps']:>10.0f}")
+    added50, added99 = g["p50_ms"] - d["p50_ms"], g["p99_ms"] - d["p99_ms"]
+    ratio = g["rps"] / d["rps"]
+    lines += [
+        f"added p50 {added50:+.2f} ms (target <= 1), added p99 {added99:+.2f} ms, "
+        f"throughput {ratio:.1%} of direct (target >= 90%)",
+        "every round: " + json.dumps(runs),
+    ]
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

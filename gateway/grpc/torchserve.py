@@ -1,0 +1,136 @@
+"""TorchServe's gRPC inference API, ``org.pytorch.serve.grpc.inference.InferenceAPIsService``,
+so an existing TorchServe gRPC client works by changing only its address.
+
+``PredictionsRequest.input`` is TorchServe's map of request parameters. One entry is sent as
+the raw HTTP body (``application/octet-stream``: the worker receives the same bytes it would
+from TorchServe's own gRPC port); several are sent as ``multipart/form-data`` file parts, which
+TorchServe's HTTP API turns into the same named parameters. The answer's bytes come back
+unchanged in ``prediction``; a worker's error status becomes the matching gRPC code.
+
+``StreamPredictions`` answers with one message per request (our handlers do not stream
+intermediate results). ``StreamPredictions2`` answers each request of the stream in order,
+echoing ``sequence_id``; the stream is routed once, on its first request, and stays on that
+variant; a failed request is reported in that response's ``status`` and the stream goes on.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from google.rpc import status_pb2
+
+from gateway import dataplane
+from gateway.backends import Payload
+from gateway.dataplane import Outcome
+from gateway.errors import BadRequest, GatewayError
+from gateway.grpc import common
+from gateway.grpc.stubs import inference_pb2 as pb
+from gateway.routing import RequestFacts
+from gateway.state import Gateway
+
+_PART_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class TorchServeService:
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+
+    async def Ping(self, request: Any, context: Any) -> pb.TorchServeHealthResponse:
+        states = [await b.ready() for b in self.gw.table.backends.values()]
+        return pb.TorchServeHealthResponse(health=_health(all(states)))
+
+    async def Predictions(
+        self, request: pb.PredictionsRequest, context: Any
+    ) -> pb.PredictionResponse:
+        md = common.Metadata(context)
+        rid = md.request_id()
+        try:
+            out = await self._forward(request, context, md)
+        except GatewayError as exc:
+            await common.abort(context, exc, rid)
+        await context.send_initial_metadata(common.answer_metadata(rid, out.variant.name))
+        return pb.PredictionResponse(prediction=out.response.body)
+
+    async def StreamPredictions(
+        self, request: pb.PredictionsRequest, context: Any
+    ) -> AsyncIterator[pb.PredictionResponse]:
+        yield await self.Predictions(request, context)
+
+    async def StreamPredictions2(
+        self, requests: AsyncIterator[pb.PredictionsRequest], context: Any
+    ) -> AsyncIterator[pb.PredictionResponse]:
+        md = common.Metadata(context)
+        rid = md.request_id()
+        pinned: RequestFacts | None = None
+        async for request in requests:
+            seq = request.sequence_id if request.HasField("sequence_id") else None
+            try:
+                out = await self._forward(request, context, md, pinned)
+            except GatewayError as exc:
+                code = common.code_for(exc.status).value[0]
+                yield pb.PredictionResponse(
+                    sequence_id=seq, status=status_pb2.Status(code=code, message=exc.message)
+                )
+                continue
+            if pinned is None:
+                pinned = RequestFacts(pinned_variant=out.variant.name)
+                await context.send_initial_metadata(common.answer_metadata(rid, out.variant.name))
+            yield pb.PredictionResponse(prediction=out.response.body, sequence_id=seq)
+
+    async def _forward(
+        self,
+        request: pb.PredictionsRequest,
+        context: Any,
+        md: common.Metadata,
+        facts: RequestFacts | None = None,
+    ) -> Outcome:
+        """Route and forward one request; a worker's refusal is raised as a ``GatewayError``."""
+        gw, table = self.gw, self.gw.table  # the whole call runs on the table it started with
+        model = request.model_name
+        try:
+            dataplane.lookup(table, model)
+            payload = payload_of(request.input)
+            if facts is None:
+                facts = common.facts(table, md, model, request.model_version)
+            out = await dataplane.infer(
+                gw,
+                table,
+                model,
+                facts=facts,
+                payload=payload,
+                protocol="grpc",
+                deadline_s=common.deadline(context),
+            )
+        except GatewayError as exc:
+            if exc.variant is None:
+                dataplane.count_refusal(gw, table, model, exc, "grpc")
+            raise
+        if out.response.status != 200:
+            raise common.refusal(out.response, out.variant.name)
+        return out
+
+
+def payload_of(inputs: Any) -> Payload:
+    if not inputs:
+        raise BadRequest("input is empty: send the request body as input['data']")
+    if len(inputs) == 1:
+        (body,) = inputs.values()
+        return Payload(bytes(body), "application/octet-stream")
+    boundary = uuid.uuid4().hex
+    parts = []
+    for name, value in inputs.items():
+        if not _PART_NAME.match(name):
+            raise BadRequest(f"input names are 1-64 of [A-Za-z0-9_.-], got {name[:64]!r}")
+        head = (f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+                f'filename="{name}"\r\nContent-Type: application/octet-stream\r\n\r\n')  # fmt: skip
+        parts.append(head.encode() + bytes(value) + b"\r\n")
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    return Payload(body, f"multipart/form-data; boundary={boundary}")
+
+
+def _health(ok: bool) -> str:
+    # TorchServe's Ping answers its /ping JSON as a string.
+    return '{\n  "status": "Healthy"\n}' if ok else '{\n  "status": "Unhealthy"\n}'
