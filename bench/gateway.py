@@ -153,6 +153,13 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--rounds", type=int, default=3, help="alternating direct/gateway rounds")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="TorchServe batchSize of the mlp archive (default: the spec's). With dynamic "
+        "batching, how requests arrive changes how full batches are: 1 isolates the proxy cost",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     if shutil.which("wrk") is None:
@@ -167,6 +174,9 @@ def main() -> int:
                 out=store,
                 formats=("torchscript",),
                 timing=TimingPlan(warmup=1, min_runs=1, max_runs=1, budget_s=0.0),
+                serving_overrides=(
+                    {} if args.batch_size is None else {"batch_size": args.batch_size}
+                ),
             )
         )
         with torchserve(store, work / "ts") as ts:
