@@ -19,10 +19,9 @@ from starlette.responses import JSONResponse, Response
 
 from gateway import dataplane
 from gateway.backends import BackendResponse, Payload, TensorSpec
-from gateway.config import Route, Variant
-from gateway.errors import BadRequest, GatewayError, ModelNotFound
+from gateway.config import Variant
+from gateway.errors import BadRequest, GatewayError
 from gateway.rest.common import facts, gateway_of, headers, read_body, request_id
-from gateway.state import Table
 
 router = APIRouter(prefix="/v2")
 SERVER = {"name": "servegate", "version": "0.1.0", "extensions": []}
@@ -55,7 +54,7 @@ async def ready(request: Request) -> JSONResponse:
 async def model_metadata(request: Request, model: str, version: str | None = None) -> Response:
     table = gateway_of(request).table
     try:
-        route, variant = _resolve(table, model, version)
+        route, variant = dataplane.resolve(table, model, version)
         sig = table.backends[variant.backend].signature(variant)
     except GatewayError as exc:
         return oip_error(exc)
@@ -73,7 +72,7 @@ async def model_metadata(request: Request, model: str, version: str | None = Non
 async def model_ready(request: Request, model: str, version: str | None = None) -> Response:
     table = gateway_of(request).table
     try:
-        _, variant = _resolve(table, model, version)
+        _, variant = dataplane.resolve(table, model, version)
     except GatewayError as exc:
         return oip_error(exc)
     ok = await table.backends[variant.backend].ready()
@@ -99,16 +98,6 @@ async def infer(request: Request, model: str, version: str | None = None) -> Res
         return oip_error(exc, rid)
     answer, status = _answer(out.response, model, out.variant, request_id_in_body)
     return JSONResponse(answer, status_code=status, headers=headers(rid, out.variant.name))
-
-
-def _resolve(table: Table, model: str, version: str | None) -> tuple[Route, Variant]:
-    route = dataplane.lookup(table, model)
-    if version is None:
-        return route, route.variants[0]
-    variant = next((v for v in route.variants if v.version == version), None)
-    if variant is None:
-        raise ModelNotFound(f"Model version not found: {model}/{version}")
-    return route, variant
 
 
 def _tensor(t: TensorSpec) -> dict[str, Any]:
