@@ -15,7 +15,8 @@ GatewayError                     500, base of everything below
 └── AdminError                   admin API refusals
     ├── Unauthorized             missing or wrong bearer token (401)
     ├── PreconditionRequired     write without ``If-Match`` (428)
-    └── VersionConflict          ``If-Match`` names a stale config version (412)
+    ├── VersionConflict          ``If-Match`` names a stale config version (412)
+    └── ConfigReadOnly           the config file cannot be written here (409)
 """
 
 from __future__ import annotations
@@ -92,3 +93,10 @@ class PreconditionRequired(AdminError):
 class VersionConflict(AdminError):
     status = 412
     kind = "PreconditionFailed"
+
+
+class ConfigReadOnly(AdminError):
+    """E.g. a Kubernetes ConfigMap or a read-only compose mount: change the config at its source."""
+
+    status = 409
+    kind = "ConfigReadOnly"

@@ -18,6 +18,7 @@ from gateway.admin.persist import atomic_write, with_weights
 from gateway.config import LoadedConfig, Route, version_of
 from gateway.errors import (
     BadRequest,
+    ConfigReadOnly,
     GatewayError,
     ModelNotFound,
     PreconditionRequired,
@@ -98,7 +99,14 @@ def _write_weights(
     if route not in gw.table.loaded.config.routes:
         raise ModelNotFound(f"route not found: {route}")
     new_raw, config = with_weights(raw, route, weights)
-    atomic_write(path, new_raw)
+    try:
+        atomic_write(path, new_raw)
+    except OSError as exc:
+        # Nothing was applied: the last good config keeps serving.
+        raise ConfigReadOnly(
+            f"cannot write {path.name} ({exc.strerror}); it is managed elsewhere "
+            "(ConfigMap, read-only mount): change it at its source"
+        ) from None
     old_route = gw.table.loaded.config.routes[route]
     loaded = LoadedConfig(config, version_of(new_raw), path)
     gw.apply(loaded)

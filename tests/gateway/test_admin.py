@@ -127,3 +127,32 @@ def test_cli_routes_and_canary_set(mlp_config: Path, tmp_path: Path) -> None:
         wrong = cli("routes", "--admin-url", gw.admin_url, "--token-file", str(wrong_file))
         assert wrong.returncode == 1 and "401" in wrong.stderr
     assert "weight: 80" in mlp_config.read_text() and "weight: 20" in mlp_config.read_text()
+
+
+def test_read_only_config_is_a_clear_409_and_nothing_changes(
+    mlp_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A read-only mount (ConfigMap, compose `:ro`) cannot be made here without mount rights, so
+    # the write fails the way the OS fails it there: EROFS from the atomic write.
+    import errno
+
+    from gateway.admin import api
+
+    def read_only(path: Path, data: bytes) -> None:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    monkeypatch.setattr(api, "atomic_write", read_only)
+    before = mlp_config.read_text()
+    with run_gateway(mlp_config) as gw, gw.admin() as a:
+        version = a.get("/admin/routes/mlp", headers=gw.auth).headers["etag"]
+        resp = a.put("/admin/routes/mlp/weights", json={"weights": {"stable": 0, "canary": 100}},
+                     headers={**gw.auth, "If-Match": version})  # fmt: skip
+        after = a.get("/admin/routes/mlp", headers=gw.auth).json()
+    assert resp.status_code == 409
+    assert "Read-only file system" in resp.json()["error"]
+    assert "change it at its source" in resp.json()["error"]
+    assert {v["name"]: v["weight"] for v in after["route"]["variants"]} == {
+        "stable": 100,
+        "canary": 0,
+    }
+    assert mlp_config.read_text() == before
