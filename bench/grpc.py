@@ -107,13 +107,25 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=15)
     parser.add_argument("--rounds", type=int, default=2, help="alternating direct/gateway rounds")
     parser.add_argument("--py-spy", type=Path, default=None, help="collapsed stacks of the gateway")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="TorchServe batchSize of the mlp archive"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     with tempfile.TemporaryDirectory(prefix="bench-grpc-") as tmp:
         work = Path(tmp)
         store = work / "store"
         plan = TimingPlan(warmup=1, min_runs=1, max_runs=1, budget_s=0.0)
-        run_export(ExportRequest(model="mlp", out=store, formats=("torchscript",), timing=plan))
+        overrides = {} if args.batch_size is None else {"batch_size": args.batch_size}
+        run_export(
+            ExportRequest(
+                model="mlp",
+                out=store,
+                formats=("torchscript",),
+                timing=plan,
+                serving_overrides=overrides,
+            )
+        )
         with torchserve(store, work / "ts") as ts:
             s = ts.settings
             config = work / "gateway.yaml"
