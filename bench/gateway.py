@@ -196,9 +196,14 @@ def main() -> int:
                     "direct": f"{s.url('inference')}/predictions/mlp_torchscript/1.0",
                     "gateway": f"http://127.0.0.1:{port}/predictions/mlp",
                 }
-                runs = measure(urls, ts.keys().inference.key, args, work,
-                               gateway=psutil.Process(gw.pid),
-                               ts=torchserve_processes(ts.pid()))  # fmt: skip
+                runs = measure(
+                    urls,
+                    ts.keys().inference.key,
+                    args,
+                    work,
+                    gateway=psutil.Process(gw.pid),
+                    ts=torchserve_processes(ts.pid()),
+                )
             finally:
                 gw.terminate()
                 gw.wait(30)
@@ -229,8 +234,9 @@ def measure(
 
 
 def report(runs: dict[str, list[dict[str, float]]], args: argparse.Namespace) -> None:
-    med = {k: {m: statistics.median(r.get(m, 0.0) for r in v) for m in v[-1]}
-           for k, v in runs.items()}  # fmt: skip
+    med = {
+        k: {m: statistics.median(r.get(m, 0.0) for r in v) for m in v[-1]} for k, v in runs.items()
+    }
     d, g = med["direct"], med["gateway"]
     # Each gateway round against the direct round just before it: ratios from the same minute.
     pairs = list(zip(runs["direct"], runs["gateway"], strict=True))

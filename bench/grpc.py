@@ -59,8 +59,11 @@ async def load(
         began = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - began
-    return {"p50_ms": pct(latencies, 50), "p99_ms": pct(latencies, 99),
-            "rps": len(latencies) / elapsed}  # fmt: skip
+    return {
+        "p50_ms": pct(latencies, 50),
+        "p99_ms": pct(latencies, 99),
+        "rps": len(latencies) / elapsed,
+    }
 
 
 def start_gateway(config: Path, grpc_port: int, log_file: Path) -> subprocess.Popen[bytes]:
@@ -96,8 +99,21 @@ def py_spy(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes] | Non
     if not Path(exe).exists():
         log.error("py-spy is missing: pip install py-spy")
         return None
-    argv = [exe, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "250",
-            "--format", "raw", "--output", str(out), "--nonblocking"]  # fmt: skip
+    argv = [
+        exe,
+        "record",
+        "--pid",
+        str(pid),
+        "--duration",
+        str(int(seconds)),
+        "--rate",
+        "250",
+        "--format",
+        "raw",
+        "--output",
+        str(out),
+        "--nonblocking",
+    ]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -152,10 +168,13 @@ async def rounds(
 ) -> dict[str, list[dict[str, float]]]:
     pb = inference_pb2.PredictionsRequest
     targets = {
-        "direct": (direct, pb(model_name="mlp_torchscript", model_version="1.0",
-                              input={"data": BODY}), (("authorization", f"Bearer {key}"),)),
+        "direct": (
+            direct,
+            pb(model_name="mlp_torchscript", model_version="1.0", input={"data": BODY}),
+            (("authorization", f"Bearer {key}"),),
+        ),
         "gateway": (gateway, pb(model_name="mlp", input={"data": BODY}), ()),
-    }  # fmt: skip
+    }
     for address, request, metadata in targets.values():  # warm-up both paths
         await load(address, request, metadata, args.concurrency, 3)
     runs: dict[str, list[dict[str, float]]] = {"direct": [], "gateway": []}
@@ -164,16 +183,18 @@ async def rounds(
             spy = None
             if name == "gateway" and args.py_spy and i == args.rounds - 1:
                 spy = py_spy(gateway_pid, args.duration, args.py_spy)
-            runs[name].append(await load(address, request, metadata, args.concurrency,
-                                         args.duration))  # fmt: skip
+            runs[name].append(
+                await load(address, request, metadata, args.concurrency, args.duration)
+            )
             if spy is not None:
                 spy.wait(60)
     return runs
 
 
 def report(runs: dict[str, list[dict[str, float]]], args: argparse.Namespace) -> None:
-    best = {k: {m: (min if m != "rps" else max)(r[m] for r in v) for m in v[0]}
-            for k, v in runs.items()}  # fmt: skip
+    best = {
+        k: {m: (min if m != "rps" else max)(r[m] for r in v) for m in v[0]} for k, v in runs.items()
+    }
     d, g = best["direct"], best["gateway"]
     lines = [
         f"mlp TorchScript over gRPC, {args.concurrency} calls in flight, {args.duration:g} s, "

@@ -73,8 +73,9 @@ def create_admin_app(gw: Gateway, token: str | None) -> FastAPI:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
-        return JSONResponse({"error": "not found" if status == 404 else "request refused"},
-                            status_code=status)  # fmt: skip
+        return JSONResponse(
+            {"error": "not found" if status == 404 else "request refused"}, status_code=status
+        )
 
     app.add_exception_handler(GatewayError, gateway_error)
     app.add_exception_handler(HTTPException, http_error)

@@ -51,8 +51,13 @@ async def infer(
     if route.shadow is not None and random.random() * 100 < route.shadow.percent:
         shadow = route.variant(route.shadow.variant)
         if shadow is not None and shadow.name != variant.name:
-            gw.shadow.send(route=route_name, variant=shadow, backend=table.backends[shadow.backend],
-                           payload=payload, timeout_s=route.timeout_s)  # fmt: skip
+            gw.shadow.send(
+                route=route_name,
+                variant=shadow,
+                backend=table.backends[shadow.backend],
+                payload=payload,
+                timeout_s=route.timeout_s,
+            )
     m = gw.metrics
     labels = (route_name, variant.name)
     timeout_s = route.timeout_s if deadline_s is None else min(route.timeout_s, deadline_s)

@@ -17,8 +17,21 @@ from gateway.config import GatewayConfig
 UNKNOWN_ROUTE = "_unknown"
 NO_VARIANT = "_none"
 LATENCY_BUCKETS = (
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-)  # fmt: skip
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+)
 RV = ("route", "variant")
 RVP = (*RV, "protocol")
 ProtocolName = Literal["rest", "grpc"]
@@ -67,17 +80,24 @@ class GatewayMetrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = _Counter(
-            "servegate_requests", "Requests by route, variant, protocol and status code",
-            [*RVP, "code"], registry=r,
-        )  # fmt: skip
+            "servegate_requests",
+            "Requests by route, variant, protocol and status code",
+            [*RVP, "code"],
+            registry=r,
+        )
         self.latency = _Histogram(
-            "servegate_request_duration_seconds", "Gateway request latency",
-            RVP, buckets=LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
+            "servegate_request_duration_seconds",
+            "Gateway request latency",
+            RVP,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.upstream_errors = _Counter(
-            "servegate_upstream_errors", "Backend failures by kind",
-            [*RVP, "kind"], registry=r,
-        )  # fmt: skip
+            "servegate_upstream_errors",
+            "Backend failures by kind",
+            [*RVP, "kind"],
+            registry=r,
+        )
         self.in_flight = _Gauge(
             "servegate_in_flight_requests", "Requests in progress", RV, registry=r
         )
@@ -85,25 +105,32 @@ class GatewayMetrics:
             "servegate_shadow_requests", "Requests copied to a shadow variant", RV, registry=r
         )
         self.shadow_failures = Counter(
-            "servegate_shadow_failures", "Shadow requests that failed (never surfaced)",
-            [*RV, "kind"], registry=r,
-        )  # fmt: skip
+            "servegate_shadow_failures",
+            "Shadow requests that failed (never surfaced)",
+            [*RV, "kind"],
+            registry=r,
+        )
         self.weights = Gauge(
             "servegate_route_weight", "Current variant weight (percent)", RV, registry=r
         )
         self.reloads = Counter(
-            "servegate_config_reloads", "Config reloads by result (applied, rejected)", ["result"],
+            "servegate_config_reloads",
+            "Config reloads by result (applied, rejected)",
+            ["result"],
             registry=r,
-        )  # fmt: skip
+        )
         self.auth_rejections = Counter(
             "servegate_backend_auth_rejections",
-            "Times a backend refused the gateway's own key (answered 503)", ["backend"], registry=r,
-        )  # fmt: skip
+            "Times a backend refused the gateway's own key (answered 503)",
+            ["backend"],
+            registry=r,
+        )
         self.key_renewals = Counter(
             "servegate_backend_key_renewals",
             "Inference keys renewed after a rejection (reread, renewed, failed)",
-            ["backend", "result"], registry=r,
-        )  # fmt: skip
+            ["backend", "result"],
+            registry=r,
+        )
         self.config_info = Gauge(
             "servegate_config_version_info",
             "The config version serving now",

@@ -57,8 +57,10 @@ class ScrapedCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         config = self._config()
         names = ["route", "variant", "backend", "model", "version"]
-        families = {ts: CounterMetricFamily(ours, f"TorchServe {ts}", labels=names)
-                    for ts, ours in SERIES.items()}  # fmt: skip
+        families = {
+            ts: CounterMetricFamily(ours, f"TorchServe {ts}", labels=names)
+            for ts, ours in SERIES.items()
+        }
         ok = GaugeMetricFamily(
             "servegate_backend_scrape_ok", "1 when the last scrape worked", labels=["backend"]
         )

@@ -55,19 +55,36 @@ class GatewayServer:
             (create_data_app(gw), s.host, s.port),
             (create_admin_app(gw, s.token()), s.admin_host, s.admin_port),
         ]
-        self._servers = [_Server(uvicorn.Config(
-            app, host=host, port=port, http="httptools", lifespan="off", log_config=None,
-            access_log=s.access_log, server_header=False, timeout_graceful_shutdown=30,
-            # No X-Forwarded-For rewriting: the gateway is the edge, the audit log records the
-            # real peer, and the wrapper costs every request.
-            proxy_headers=False,
-        )) for app, host, port in apps]  # fmt: skip
+        self._servers = [
+            _Server(
+                uvicorn.Config(
+                    app,
+                    host=host,
+                    port=port,
+                    http="httptools",
+                    lifespan="off",
+                    log_config=None,
+                    access_log=s.access_log,
+                    server_header=False,
+                    timeout_graceful_shutdown=30,
+                    # No X-Forwarded-For rewriting: the gateway is the edge, the audit log
+                    # records the real peer, and the wrapper costs every request.
+                    proxy_headers=False,
+                )
+            )
+            for app, host, port in apps
+        ]
         await gw.start()
         try:
             self.grpc = GrpcServer(gw, s)
             await self.grpc.start()
-            log.info("gateway on http://%s:%d, admin and status page on http://%s:%d",
-                     s.host, s.port, s.admin_host, s.admin_port)  # fmt: skip
+            log.info(
+                "gateway on http://%s:%d, admin and status page on http://%s:%d",
+                s.host,
+                s.port,
+                s.admin_host,
+                s.admin_port,
+            )
             await asyncio.gather(*(server.serve() for server in self._servers))
         finally:
             if self.grpc is not None:

@@ -46,9 +46,12 @@ class Gateway:
 
     def _build(self, loaded: LoadedConfig) -> Table:
         renewed = self.metrics.key_renewals
-        backends = {name: make_backend(name, cfg, self.client,
-                                       lambda b, result: renewed.labels(b, result).inc())
-                    for name, cfg in loaded.config.backends.items()}  # fmt: skip
+        backends = {
+            name: make_backend(
+                name, cfg, self.client, lambda b, result: renewed.labels(b, result).inc()
+            )
+            for name, cfg in loaded.config.backends.items()
+        }
         return Table(loaded, backends)
 
     def apply(self, loaded: LoadedConfig) -> None:

@@ -111,12 +111,19 @@ def _write_weights(
     loaded = LoadedConfig(config, version_of(new_raw), path)
     gw.apply(loaded)
     actor = _ACTOR.sub("", request.headers.get("x-servegate-actor", ""))[:64] or "admin"
-    audit.append(gw.settings.audit_path(), audit.AuditEntry(
-        who=actor, client=request.client.host if request.client else "", action="set_weights",
-        route=route, old={v.name: v.weight for v in old_route.variants},
-        new={v.name: v.weight for v in config.routes[route].variants},
-        version_before=current, version_after=loaded.version,
-    ))  # fmt: skip
+    audit.append(
+        gw.settings.audit_path(),
+        audit.AuditEntry(
+            who=actor,
+            client=request.client.host if request.client else "",
+            action="set_weights",
+            route=route,
+            old={v.name: v.weight for v in old_route.variants},
+            new={v.name: v.weight for v in config.routes[route].variants},
+            version_before=current,
+            version_after=loaded.version,
+        ),
+    )
     return loaded
 
 

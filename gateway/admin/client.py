@@ -20,11 +20,15 @@ class AdminClient:
     timeout_s: float = 10.0
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {self.token}", "X-Servegate-Actor": _actor(),
-                   **kwargs.pop("headers", {})}  # fmt: skip
+        headers = {
+            "Authorization": f"Bearer {self.token}",
+            "X-Servegate-Actor": _actor(),
+            **kwargs.pop("headers", {}),
+        }
         try:
-            resp = httpx.request(method, f"{self.url}{path}", headers=headers,
-                                 timeout=self.timeout_s, **kwargs)  # fmt: skip
+            resp = httpx.request(
+                method, f"{self.url}{path}", headers=headers, timeout=self.timeout_s, **kwargs
+            )
         except httpx.HTTPError as exc:  # the text could quote headers: name the kind only
             raise AdminClientError(
                 f"cannot reach the admin API at {self.url}: {type(exc).__name__}"
@@ -43,8 +47,12 @@ class AdminClient:
 
     def set_weights(self, route: str, weights: dict[str, int]) -> dict[str, Any]:
         version = self._call("GET", f"/admin/routes/{route}").json()["version"]
-        resp = self._call("PUT", f"/admin/routes/{route}/weights", json={"weights": weights},
-                          headers={"If-Match": f'"{version}"'})  # fmt: skip
+        resp = self._call(
+            "PUT",
+            f"/admin/routes/{route}/weights",
+            json={"weights": weights},
+            headers={"If-Match": f'"{version}"'},
+        )
         body: dict[str, Any] = resp.json()
         return body
 

@@ -35,8 +35,10 @@ def with_weights(raw: bytes, route: str, weights: Mapping[str, int]) -> tuple[by
     names = [v["name"] for v in variants]
     unknown, missing = sorted(set(weights) - set(names)), sorted(set(names) - set(weights))
     if unknown or missing:
-        raise BadRequest(f"give a weight for each variant of {route} {names}; "
-                         f"unknown: {unknown}, missing: {missing}")  # fmt: skip
+        raise BadRequest(
+            f"give a weight for each variant of {route} {names}; "
+            f"unknown: {unknown}, missing: {missing}"
+        )
     bad = {k: w for k, w in weights.items() if type(w) is not int}
     if bad:
         raise BadRequest(f"weights must be integers 0-100, got {bad}")

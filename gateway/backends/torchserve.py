@@ -82,8 +82,13 @@ class TorchServeBackend(Backend):
         if self.config.metrics_url is None:
             return None
         try:
-            reply = await self.pool.send("GET", f"{self.config.metrics_url}/metrics", headers={},
-                                         timeout_s=5.0, what=f"{self._what} metrics")  # fmt: skip
+            reply = await self.pool.send(
+                "GET",
+                f"{self.config.metrics_url}/metrics",
+                headers={},
+                timeout_s=5.0,
+                what=f"{self._what} metrics",
+            )
         except UpstreamError:
             return None
         return reply.body.decode("utf-8", "replace") if reply.status == 200 else None
@@ -126,13 +131,18 @@ class TorchServeBackend(Backend):
             if current is not None and current != rejected:
                 return current  # a request ahead of this one already renewed it
             if self.keys.refresh():
-                log.info("TorchServe %s rejected the inference key; the key file has a new one",
-                         self.name)  # fmt: skip
+                log.info(
+                    "TorchServe %s rejected the inference key; the key file has a new one",
+                    self.name,
+                )
                 self._count("reread")
                 return self.keys.key()
             if self.config.management_url is None:
-                log.error("TorchServe %s rejected the inference key and no management_url is "
-                          "configured to renew it", self.name)  # fmt: skip
+                log.error(
+                    "TorchServe %s rejected the inference key and no management_url is "
+                    "configured to renew it",
+                    self.name,
+                )
                 return None
             renewed = await self._regenerate(rejected)
             self._count("renewed" if renewed else "failed")
@@ -142,26 +152,37 @@ class TorchServeBackend(Backend):
         """Ask TorchServe for a new inference key (it writes it to the key file)."""
         api_key = self.keys.keys().api
         if api_key is None:
-            log.error("TorchServe %s: no API key in %s to renew the inference key",
-                      self.name, self.config.key_file)  # fmt: skip
+            log.error(
+                "TorchServe %s: no API key in %s to renew the inference key",
+                self.name,
+                self.config.key_file,
+            )
             return False
         try:
             reply = await self.pool.send(
-                "GET", f"{self.config.management_url}/token?type=inference",
+                "GET",
+                f"{self.config.management_url}/token?type=inference",
                 headers={"Authorization": f"Bearer {api_key}"},
-                timeout_s=RENEW_TIMEOUT_S, what=f"{self._what} management",
-            )  # fmt: skip
+                timeout_s=RENEW_TIMEOUT_S,
+                what=f"{self._what} management",
+            )
         except UpstreamError as exc:
             log.error("TorchServe %s: renewing the inference key failed: %s", self.name, exc)
             return False
         if reply.status != 200:
-            log.error("TorchServe %s refused to renew the inference key (HTTP %d)",
-                      self.name, reply.status)  # fmt: skip
+            log.error(
+                "TorchServe %s refused to renew the inference key (HTTP %d)",
+                self.name,
+                reply.status,
+            )
             return False
         self.keys.refresh()
         if self.keys.key() in (None, rejected):
-            log.error("TorchServe %s renewed the inference key but %s has no new one",
-                      self.name, self.config.key_file)  # fmt: skip
+            log.error(
+                "TorchServe %s renewed the inference key but %s has no new one",
+                self.name,
+                self.config.key_file,
+            )
             return False
         log.info("TorchServe %s: inference key renewed", self.name)
         return True

@@ -77,9 +77,15 @@ def generate(root: Path) -> Path:
             (staging / PACKAGE_DIR / name).write_text(text)
             names.append(str(PACKAGE_DIR / name))
         out.mkdir(parents=True, exist_ok=True)
-        args = ["grpc_tools.protoc", f"-I{staging}", *(f"-I{d}" for d in include_dirs()),
-                f"--python_out={root}", f"--pyi_out={root}", f"--grpc_python_out={root}",
-                *names]  # fmt: skip
+        args = [
+            "grpc_tools.protoc",
+            f"-I{staging}",
+            *(f"-I{d}" for d in include_dirs()),
+            f"--python_out={root}",
+            f"--pyi_out={root}",
+            f"--grpc_python_out={root}",
+            *names,
+        ]
         if protoc.main(args) != 0:
             raise SystemExit(f"protoc failed on {names}")
         for name in names:  # kept beside the stubs: what clients of the gateway compile
@@ -91,8 +97,12 @@ def generate(root: Path) -> Path:
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", type=Path, default=Path(__file__).resolve().parents[2],
-                        help="the directory that holds the `gateway` package")  # fmt: skip
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=Path(__file__).resolve().parents[2],
+        help="the directory that holds the `gateway` package",
+    )
     out = generate(parser.parse_args().root)
     log.info("gRPC stubs written to %s", out)
 

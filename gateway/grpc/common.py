@@ -61,8 +61,9 @@ class Metadata(Mapping[str, str]):
     config names headers like ``X-User-Id``)."""
 
     def __init__(self, context: Any) -> None:
-        self._items = {k.lower(): v for k, v in (context.invocation_metadata() or ())
-                       if isinstance(v, str)}  # fmt: skip
+        self._items = {
+            k.lower(): v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)
+        }
 
     def __getitem__(self, key: str) -> str:
         return self._items[key.lower()]

@@ -35,11 +35,13 @@ SERVICES = (TORCHSERVE, OIP)
 class GrpcServer:
     def __init__(self, gw: Gateway, settings: GatewaySettings) -> None:
         limit = settings.max_body_bytes
-        self.server: Any = grpc.aio.server(options=[
-            ("grpc.max_receive_message_length", limit),
-            ("grpc.max_send_message_length", -1),
-            ("grpc.so_reuseport", 0),  # a port in use must fail loudly, not be shared
-        ])  # fmt: skip
+        self.server: Any = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", limit),
+                ("grpc.max_send_message_length", -1),
+                ("grpc.so_reuseport", 0),  # a port in use must fail loudly, not be shared
+            ]
+        )
         inference_pb2_grpc.add_InferenceAPIsServiceServicer_to_server(
             TorchServeService(gw), self.server
         )

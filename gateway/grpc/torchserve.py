@@ -124,8 +124,10 @@ def payload_of(inputs: Any) -> Payload:
     for name, value in inputs.items():
         if not _PART_NAME.match(name):
             raise BadRequest(f"input names are 1-64 of [A-Za-z0-9_.-], got {name[:64]!r}")
-        head = (f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
-                f'filename="{name}"\r\nContent-Type: application/octet-stream\r\n\r\n')  # fmt: skip
+        head = (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+            f'filename="{name}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+        )
         parts.append(head.encode() + bytes(value) + b"\r\n")
     body = b"".join(parts) + f"--{boundary}--\r\n".encode()
     return Payload(body, f"multipart/form-data; boundary={boundary}")

@@ -28,8 +28,11 @@ SERVER = {"name": "servegate", "version": "0.1.0", "extensions": []}
 
 
 def oip_error(exc: GatewayError, rid: str | None = None) -> JSONResponse:
-    return JSONResponse({"error": exc.message}, status_code=exc.status,
-                        headers=headers(rid, exc.variant) if rid else None)  # fmt: skip
+    return JSONResponse(
+        {"error": exc.message},
+        status_code=exc.status,
+        headers=headers(rid, exc.variant) if rid else None,
+    )
 
 
 @router.get("")
@@ -58,13 +61,15 @@ async def model_metadata(request: Request, model: str, version: str | None = Non
         sig = table.backends[variant.backend].signature(variant)
     except GatewayError as exc:
         return oip_error(exc)
-    return JSONResponse({
-        "name": model,
-        "versions": sorted({v.version for v in route.variants}),
-        "platform": "servegate_torchserve",
-        "inputs": [_tensor(t) for t in sig.inputs],
-        "outputs": [_tensor(t) for t in sig.outputs],
-    })  # fmt: skip
+    return JSONResponse(
+        {
+            "name": model,
+            "versions": sorted({v.version for v in route.variants}),
+            "platform": "servegate_torchserve",
+            "inputs": [_tensor(t) for t in sig.inputs],
+            "outputs": [_tensor(t) for t in sig.outputs],
+        }
+    )
 
 
 @router.get("/models/{model}/ready")

@@ -57,8 +57,11 @@ class PredictionsAPI:
         headers = Headers(scope=scope)
         rid = sane_request_id(headers.get(REQUEST_ID))
         if scope["method"] != "POST":
-            refusal = {"code": 405, "type": "MethodNotAllowedException",
-                       "message": "Method not allowed"}  # fmt: skip
+            refusal = {
+                "code": 405,
+                "type": "MethodNotAllowedException",
+                "message": "Method not allowed",
+            }
             await _send(send, 405, json.dumps(refusal).encode(), rid=rid)
             return
         gw = self.gw
@@ -85,8 +88,14 @@ class PredictionsAPI:
             await _send_error(send, GatewayError(), rid)
             return
         resp = out.response
-        await _send(send, resp.status, resp.body, content_type=resp.content_type, rid=rid,
-                    variant=out.variant.name)  # fmt: skip
+        await _send(
+            send,
+            resp.status,
+            resp.body,
+            content_type=resp.content_type,
+            rid=rid,
+            variant=out.variant.name,
+        )
 
 
 async def _send_error(send: Send, exc: GatewayError, rid: str) -> None:

@@ -40,11 +40,19 @@ async def status(request: Request) -> JSONResponse:
         variants = []
         for v in route.variants:
             snap = gw.stats.snapshot(name, v.name)
-            variants.append({
-                "name": v.name, "weight": v.weight, "model": v.model, "version": v.version,
-                "rate": snap.rate, "error_rate": snap.error_rate,
-                "p50_ms": snap.p50_ms, "p99_ms": snap.p99_ms, "total": snap.total,
-            })  # fmt: skip
+            variants.append(
+                {
+                    "name": v.name,
+                    "weight": v.weight,
+                    "model": v.model,
+                    "version": v.version,
+                    "rate": snap.rate,
+                    "error_rate": snap.error_rate,
+                    "p50_ms": snap.p50_ms,
+                    "p99_ms": snap.p99_ms,
+                    "total": snap.total,
+                }
+            )
         shadow = route.shadow.model_dump() if route.shadow else None
         routes.append({"name": name, "variants": variants, "shadow": shadow})
     return JSONResponse({"version": loaded.version, "routes": routes})

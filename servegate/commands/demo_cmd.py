@@ -143,8 +143,14 @@ def _start_gateway(args: argparse.Namespace) -> int:
             fh.write(secrets.token_urlsafe(32) + "\n")
         log.info("generated the admin token in %s (mode 600)", token_file)
     gateway_cmd.stop_gateway(args)
-    start = argparse.Namespace(config=args.config, token_file=token_file, host=None, port=None,
-                               admin_host=None, admin_port=None)  # fmt: skip
+    start = argparse.Namespace(
+        config=args.config,
+        token_file=token_file,
+        host=None,
+        port=None,
+        admin_host=None,
+        admin_port=None,
+    )
     if gateway_cmd.start_gateway(start) != 0:
         return 1
     deadline = time.monotonic() + 60

@@ -50,8 +50,12 @@ def rule_exprs() -> dict[str, str]:
 
 
 def recorded_names() -> set[str]:
-    return {rule["record"] for g in load_yaml(ALERTS)["groups"] for rule in g["rules"]
-            if "record" in rule}  # fmt: skip
+    return {
+        rule["record"]
+        for g in load_yaml(ALERTS)["groups"]
+        for rule in g["rules"]
+        if "record" in rule
+    }
 
 
 def dashboard_exprs() -> dict[str, str]:

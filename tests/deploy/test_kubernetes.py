@@ -26,8 +26,10 @@ def render(overlay: str) -> list[dict[str, Any]]:
         pytest.fail("kubectl is needed to render the kustomize overlays (kubectl kustomize)")
     out = subprocess.run(
         ["kubectl", "kustomize", str(DEPLOY / "k8s" / "overlays" / overlay)],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
@@ -43,15 +45,22 @@ def one(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
 
 
 def container(deployment: dict[str, Any], name: str) -> dict[str, Any]:
-    return next(c for c in deployment["spec"]["template"]["spec"]["containers"]
-                if c["name"] == name)  # fmt: skip
+    return next(
+        c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == name
+    )
 
 
 def test_every_resource_is_valid_against_the_api_schemas(rendered: Any) -> None:
     overlay, docs = rendered
     kinds = sorted(d["kind"] for d in docs)
-    for kind in ("Deployment", "HorizontalPodAutoscaler", "NetworkPolicy",
-                 "PodDisruptionBudget", "Service", "ConfigMap"):  # fmt: skip
+    for kind in (
+        "Deployment",
+        "HorizontalPodAutoscaler",
+        "NetworkPolicy",
+        "PodDisruptionBudget",
+        "Service",
+        "ConfigMap",
+    ):
         assert kind in kinds, f"{overlay}: no {kind}"
     for doc in docs:
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
@@ -77,7 +86,9 @@ def test_gateway_replicas_probes_config_and_secret(rendered: Any) -> None:
     assert {"cpu", "memory"} <= set(c["resources"]["requests"]) and c["resources"]["limits"]
     env = {e["name"]: e for e in c["env"]}
     assert env["SERVEGATE_GATEWAY_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"] == {
-        "name": "servegate-admin", "key": "token"}  # fmt: skip
+        "name": "servegate-admin",
+        "key": "token",
+    }
     assert env["SERVEGATE_GATEWAY_HOST"]["value"] == "0.0.0.0"
     annotations = gw["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"

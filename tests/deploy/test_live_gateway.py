@@ -61,10 +61,15 @@ def live_names(torchserve: Any, tmp_path_factory: pytest.TempPathFactory) -> set
     }
     routes = {
         "mlp": split_route(90, 10, pin_header=PIN, shadow={"variant": "canary", "percent": 100}),
-        "broken": {"variants": [variant("stable", "mlp_torchscript", 100, backend="down"),
-                                variant("canary", "mlp_onnx", 0, backend="badkey")],
-                   "pin_header": PIN, "shadow": {"variant": "canary", "percent": 100}},
-    }  # fmt: skip
+        "broken": {
+            "variants": [
+                variant("stable", "mlp_torchscript", 100, backend="down"),
+                variant("canary", "mlp_onnx", 0, backend="badkey"),
+            ],
+            "pin_header": PIN,
+            "shadow": {"variant": "canary", "percent": 100},
+        },
+    }
     config = write_config(tmp / "gateway.yaml", backends, routes)
     with run_gateway(config) as gw:
         for route, variant_name, status in (
@@ -73,17 +78,24 @@ def live_names(torchserve: Any, tmp_path_factory: pytest.TempPathFactory) -> set
             ("broken", "stable", 503),
             ("broken", "canary", 503),
         ):
-            answers = fire(f"{gw.url}/predictions/{route}", 3,
-                           headers_for=lambda i, v=variant_name: {PIN: v})  # fmt: skip
+            answers = fire(
+                f"{gw.url}/predictions/{route}", 3, headers_for=lambda i, v=variant_name: {PIN: v}
+            )
             assert [code for code, _ in answers] == [status] * 3, (route, variant_name, answers)
         backend = {"route": "mlp", "variant": "canary", "model": "mlp_onnx"}
-        wait_for(lambda: gw.metric("servegate_backend_queue_latency_microseconds_total",
-                                   **backend) > 0, "TorchServe's series re-exposed")  # fmt: skip
-        wait_for(lambda: gw.metric("servegate_shadow_failures_total", route="broken") > 0,
-                 "a failed shadow copy counted")  # fmt: skip
+        wait_for(
+            lambda: gw.metric("servegate_backend_queue_latency_microseconds_total", **backend) > 0,
+            "TorchServe's series re-exposed",
+        )
+        wait_for(
+            lambda: gw.metric("servegate_shadow_failures_total", route="broken") > 0,
+            "a failed shadow copy counted",
+        )
         config.write_text(config.read_text().replace("weight: 90", "weight: 95"))  # sum 105
-        wait_for(lambda: gw.metric("servegate_config_reloads_total", result="rejected") > 0,
-                 "the invalid edit rejected")  # fmt: skip
+        wait_for(
+            lambda: gw.metric("servegate_config_reloads_total", result="rejected") > 0,
+            "the invalid edit rejected",
+        )
         text = httpx.get(f"{gw.admin_url}/metrics", timeout=10).text
         assert _run_healthcheck(f"{gw.url}/v2/health/live") == 0
         assert _run_healthcheck(f"{gw.url}/v2/no-such-endpoint") == 1
@@ -91,8 +103,9 @@ def live_names(torchserve: Any, tmp_path_factory: pytest.TempPathFactory) -> set
 
 
 def test_healthcheck_passes_on_a_ready_gateway(torchserve: Any, tmp_path: Path) -> None:
-    config = write_config(tmp_path / "gateway.yaml", {"ts": ts_backend(torchserve)},
-                          {"mlp": split_route(100, 0)})  # fmt: skip
+    config = write_config(
+        tmp_path / "gateway.yaml", {"ts": ts_backend(torchserve)}, {"mlp": split_route(100, 0)}
+    )
     with run_gateway(config) as gw:
         wait_for(lambda: httpx.get(f"{gw.url}/v2/health/ready").status_code == 200, "ready")
         assert _run_healthcheck(f"{gw.url}/v2/health/ready") == 0
@@ -100,13 +113,16 @@ def test_healthcheck_passes_on_a_ready_gateway(torchserve: Any, tmp_path: Path) 
 
 
 def _run_healthcheck(url: str) -> int:
-    return subprocess.run([sys.executable, str(HEALTHCHECK), url], check=False,
-                          capture_output=True).returncode  # fmt: skip
+    return subprocess.run(
+        [sys.executable, str(HEALTHCHECK), url], check=False, capture_output=True
+    ).returncode
 
 
 def test_dashboard_and_alert_metrics_exist_on_a_live_gateway(live_names: set[str]) -> None:
-    queries = {**{f"dashboard {k}": v for k, v in dashboard_exprs().items()},
-               **{f"rule {k}": v for k, v in rule_exprs().items()}}  # fmt: skip
+    queries = {
+        **{f"dashboard {k}": v for k, v in dashboard_exprs().items()},
+        **{f"rule {k}": v for k, v in rule_exprs().items()},
+    }
     assert len(queries) > 15
     allowed = live_names | recorded_names() | PROMETHEUS_SYNTHETIC | set(NOT_YET_EMITTED)
     missing = {where: sorted(metric_names(expr) - allowed) for where, expr in queries.items()}
@@ -127,9 +143,14 @@ def test_healthcheck_sends_torchserves_key(torchserve: Any, tmp_path: Path) -> N
     url = f"{torchserve.inference_url}/ping"
     assert _run_healthcheck(url) == 1
     key_file = str(torchserve.settings.key_file)
-    ok = subprocess.run([sys.executable, str(HEALTHCHECK), url, "--key-file", key_file],
-                        check=False, capture_output=True)  # fmt: skip
+    ok = subprocess.run(
+        [sys.executable, str(HEALTHCHECK), url, "--key-file", key_file],
+        check=False,
+        capture_output=True,
+    )
     assert ok.returncode == 0, ok.stderr
-    missing = subprocess.run([sys.executable, str(HEALTHCHECK), url, "--key-file",
-                              str(tmp_path / "none.json")], check=False)  # fmt: skip
+    missing = subprocess.run(
+        [sys.executable, str(HEALTHCHECK), url, "--key-file", str(tmp_path / "none.json")],
+        check=False,
+    )
     assert missing.returncode == 1

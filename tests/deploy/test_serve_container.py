@@ -29,8 +29,10 @@ def test_wide_bind_keeps_management_on_loopback() -> None:
     assert props["management_address"] == "http://127.0.0.1:8081"
     assert props["grpc_management_address"] == "127.0.0.1"
     assert props["disable_token_authorization"] == "true"
-    assert "disable_token_authorization=false" in TorchServeSettings(
-        store=Path("."), workdir=Path("w")).properties()  # fmt: skip
+    assert (
+        "disable_token_authorization=false"
+        in TorchServeSettings(store=Path("."), workdir=Path("w")).properties()
+    )
 
 
 def _non_loopback_ipv4() -> str:
@@ -56,14 +58,28 @@ def _wait_ready(proc: subprocess.Popen[str], url: str, timeout_s: float = 240) -
 
 def test_foreground_serve_as_a_container_runs_it(model_store: Path, tmp_path: Path) -> None:
     ports = Ports.ephemeral()
-    argv = [sys.executable, "-m", "servegate.cli", "serve", "--foreground",
-            "--store", str(model_store), "--workdir", str(tmp_path / "ts"),
-            "--models", "mlp_torchscript", "--host", "0.0.0.0", "--no-token-auth"]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "servegate.cli",
+        "serve",
+        "--foreground",
+        "--store",
+        str(model_store),
+        "--workdir",
+        str(tmp_path / "ts"),
+        "--models",
+        "mlp_torchscript",
+        "--host",
+        "0.0.0.0",
+        "--no-token-auth",
+    ]
     for name, port in ports.model_dump().items():
         argv += [f"--{name.replace('_', '-')}-port", str(port)]
     env = {**os.environ, "TMPDIR": str(tmp_path)}
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         _wait_ready(proc, f"http://127.0.0.1:{ports.inference}/ping")  # no token needed
         ip = _non_loopback_ipv4()

@@ -21,9 +21,12 @@ def config_path(tmp_path: Path, backends: dict[str, Any]) -> Path:
     """mlp 90/10 (TorchScript/ONNX) with pinning, minilm 100/0."""
     routes = {
         "mlp": split_route(90, 10, pin_header="X-Servegate-Variant"),
-        "minilm": {"variants": [
-            {"name": "stable", "backend": "ts", "model": "minilm_torchscript", "weight": 100},
-            {"name": "canary", "backend": "ts", "model": "minilm_onnx", "weight": 0},
-        ], "pin_header": "X-Servegate-Variant"},
-    }  # fmt: skip
+        "minilm": {
+            "variants": [
+                {"name": "stable", "backend": "ts", "model": "minilm_torchscript", "weight": 100},
+                {"name": "canary", "backend": "ts", "model": "minilm_onnx", "weight": 0},
+            ],
+            "pin_header": "X-Servegate-Variant",
+        },
+    }
     return write_config(tmp_path / "gateway.yaml", backends, routes)

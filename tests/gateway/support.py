@@ -25,20 +25,36 @@ MLP_ROW = [float(i) / 16 for i in range(16)]
 
 def ts_backend(ts: TorchServeClient, **over: Any) -> dict[str, Any]:
     s = ts.settings
-    return {"kind": "torchserve", "inference_url": s.url("inference"),
-            "metrics_url": s.url("metrics"), "key_file": str(s.key_file),
-            "model_store": str(s.store), **over}  # fmt: skip
+    return {
+        "kind": "torchserve",
+        "inference_url": s.url("inference"),
+        "metrics_url": s.url("metrics"),
+        "key_file": str(s.key_file),
+        "model_store": str(s.store),
+        **over,
+    }
 
 
 def variant(name: str, model: str, weight: int, backend: str = "ts", **over: Any) -> dict[str, Any]:
-    return {"name": name, "backend": backend, "model": model, "version": "1.0",
-            "weight": weight, **over}  # fmt: skip
+    return {
+        "name": name,
+        "backend": backend,
+        "model": model,
+        "version": "1.0",
+        "weight": weight,
+        **over,
+    }
 
 
 def split_route(stable: int, canary: int, **over: Any) -> dict[str, Any]:
     """mlp route: stable = TorchScript, canary = ONNX."""
-    return {"variants": [variant("stable", "mlp_torchscript", stable),
-                         variant("canary", "mlp_onnx", canary)], **over}  # fmt: skip
+    return {
+        "variants": [
+            variant("stable", "mlp_torchscript", stable),
+            variant("canary", "mlp_onnx", canary),
+        ],
+        **over,
+    }
 
 
 def write_config(path: Path, backends: dict[str, Any], routes: dict[str, Any]) -> Path:
@@ -96,8 +112,12 @@ class RunningGateway:
 @contextmanager
 def run_gateway(config: Path, **overrides: Any) -> Iterator[RunningGateway]:
     port, admin_port, grpc_port = free_ports(3)
-    options = {"admin_token": TOKEN, "reload_interval_s": 0.1, "scrape_interval_s": 0.5,
-               **overrides}  # fmt: skip
+    options = {
+        "admin_token": TOKEN,
+        "reload_interval_s": 0.1,
+        "scrape_interval_s": 0.5,
+        **overrides,
+    }
     settings = load_settings(
         config=config, port=port, admin_port=admin_port, grpc_port=grpc_port, **options
     )

@@ -25,10 +25,15 @@ def mlp_config(tmp_path: Path, backends: dict[str, Any]) -> Path:
 def test_token_is_required(mlp_config: Path) -> None:
     with run_gateway(mlp_config) as gw, gw.admin() as a:
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
-            for resp in (a.get("/admin/routes", headers=headers),
-                         a.get("/admin/routes/mlp", headers=headers),
-                         a.put("/admin/routes/mlp/weights", headers={**headers, "If-Match": "x"},
-                               json={"weights": {"stable": 0, "canary": 100}})):  # fmt: skip
+            for resp in (
+                a.get("/admin/routes", headers=headers),
+                a.get("/admin/routes/mlp", headers=headers),
+                a.put(
+                    "/admin/routes/mlp/weights",
+                    headers={**headers, "If-Match": "x"},
+                    json={"weights": {"stable": 0, "canary": 100}},
+                ),
+            ):
                 assert resp.status_code == 401, resp.text
                 assert set(resp.json()) == {"error"}
         assert a.get("/admin/routes", headers=gw.auth).status_code == 200
@@ -46,12 +51,17 @@ def test_writes_need_the_current_version(mlp_config: Path) -> None:
     with run_gateway(mlp_config) as gw, gw.admin() as a:
         version = a.get("/admin/routes/mlp", headers=gw.auth).headers["etag"]
         missing = a.put("/admin/routes/mlp/weights", json=change, headers=gw.auth)
-        stale = a.put("/admin/routes/mlp/weights", json=change,
-                      headers={**gw.auth, "If-Match": '"0123456789abcdef"'})  # fmt: skip
-        ok = a.put("/admin/routes/mlp/weights", json=change,
-                   headers={**gw.auth, "If-Match": version})  # fmt: skip
-        replay = a.put("/admin/routes/mlp/weights", json=change,
-                       headers={**gw.auth, "If-Match": version})  # fmt: skip
+        stale = a.put(
+            "/admin/routes/mlp/weights",
+            json=change,
+            headers={**gw.auth, "If-Match": '"0123456789abcdef"'},
+        )
+        ok = a.put(
+            "/admin/routes/mlp/weights", json=change, headers={**gw.auth, "If-Match": version}
+        )
+        replay = a.put(
+            "/admin/routes/mlp/weights", json=change, headers={**gw.auth, "If-Match": version}
+        )
     assert missing.status_code == 428
     assert stale.status_code == 412 and set(stale.json()) == {"error"}
     assert ok.status_code == 200, ok.text
@@ -60,15 +70,24 @@ def test_writes_need_the_current_version(mlp_config: Path) -> None:
 
 @pytest.mark.parametrize(
     "weights",
-    [{"stable": 90, "canary": 0}, {"stable": 110, "canary": -10}, {"stable": 89.5, "canary": 10.5},
-     {"stable": 100}, {"stable": 100, "canary": 0, "ghost": 0}, {"stable": "100", "canary": 0}],
-)  # fmt: skip
+    [
+        {"stable": 90, "canary": 0},
+        {"stable": 110, "canary": -10},
+        {"stable": 89.5, "canary": 10.5},
+        {"stable": 100},
+        {"stable": 100, "canary": 0, "ghost": 0},
+        {"stable": "100", "canary": 0},
+    ],
+)
 def test_invalid_weights_are_refused(mlp_config: Path, weights: dict[str, Any]) -> None:
     before = mlp_config.read_bytes()
     with run_gateway(mlp_config) as gw, gw.admin() as a:
         version = a.get("/admin/routes", headers=gw.auth).headers["etag"]
-        resp = a.put("/admin/routes/mlp/weights", json={"weights": weights},
-                     headers={**gw.auth, "If-Match": version})  # fmt: skip
+        resp = a.put(
+            "/admin/routes/mlp/weights",
+            json={"weights": weights},
+            headers={**gw.auth, "If-Match": version},
+        )
         assert resp.status_code == 400, resp.text
         assert set(resp.json()) == {"error"}
         assert fire(f"{gw.url}/predictions/mlp", 10) == [(200, "stable")] * 10
@@ -81,16 +100,19 @@ def test_change_applies_persists_is_audited_and_survives_restart(
     original = mlp_config.read_text()
     with run_gateway(mlp_config) as gw, gw.admin() as a:
         version = a.get("/admin/routes", headers=gw.auth).headers["etag"]
-        resp = a.put("/admin/routes/mlp/weights", json={"weights": {"stable": 0, "canary": 100}},
-                     headers={**gw.auth, "If-Match": version,
-                              "X-Servegate-Actor": "alice"})  # fmt: skip
+        resp = a.put(
+            "/admin/routes/mlp/weights",
+            json={"weights": {"stable": 0, "canary": 100}},
+            headers={**gw.auth, "If-Match": version, "X-Servegate-Actor": "alice"},
+        )
         assert resp.status_code == 200, resp.text
         assert fire(f"{gw.url}/predictions/mlp", 20) == [(200, "canary")] * 20  # at once
         audit_path = gw.settings.audit_path()
     saved = mlp_config.read_text()
     assert saved.startswith("# written by a test\n")  # comments survive
     assert saved == original.replace("weight: 100", "weight: @").replace(
-        "weight: 0", "weight: 100").replace("weight: @", "weight: 0")  # fmt: skip
+        "weight: 0", "weight: 100"
+    ).replace("weight: @", "weight: 0")
     [entry] = [json.loads(line) for line in audit_path.read_text().splitlines()]
     assert entry["who"] == "alice" and entry["route"] == "mlp"
     assert entry["old"] == {"stable": 100, "canary": 0}
@@ -110,9 +132,15 @@ def test_cli_routes_and_canary_set(mlp_config: Path, tmp_path: Path) -> None:
         env = {k: v for k, v in os.environ.items() if k != "SERVEGATE_GATEWAY_ADMIN_TOKEN"}
 
         def cli(*args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run([sys.executable, "-m", "servegate.cli", *args], cwd=ROOT,
-                                  env=env, capture_output=True, text=True, timeout=120,
-                                  check=False)  # fmt: skip
+            return subprocess.run(
+                [sys.executable, "-m", "servegate.cli", *args],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
 
         shown = cli("routes", *common)
         assert shown.returncode == 0, shown.stderr
@@ -145,8 +173,11 @@ def test_read_only_config_is_a_clear_409_and_nothing_changes(
     before = mlp_config.read_text()
     with run_gateway(mlp_config) as gw, gw.admin() as a:
         version = a.get("/admin/routes/mlp", headers=gw.auth).headers["etag"]
-        resp = a.put("/admin/routes/mlp/weights", json={"weights": {"stable": 0, "canary": 100}},
-                     headers={**gw.auth, "If-Match": version})  # fmt: skip
+        resp = a.put(
+            "/admin/routes/mlp/weights",
+            json={"weights": {"stable": 0, "canary": 100}},
+            headers={**gw.auth, "If-Match": version},
+        )
         after = a.get("/admin/routes/mlp", headers=gw.auth).json()
     assert resp.status_code == 409
     assert "Read-only file system" in resp.json()["error"]

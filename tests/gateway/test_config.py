@@ -17,11 +17,15 @@ from gateway.settings import load_settings
 ROOT = Path(__file__).resolve().parents[2]
 GOOD: dict[str, Any] = {
     "backends": {"ts": {"inference_url": "http://127.0.0.1:8080"}},
-    "routes": {"m": {"variants": [
-        {"name": "stable", "backend": "ts", "model": "m_a", "weight": 90},
-        {"name": "canary", "backend": "ts", "model": "m_b", "weight": 10},
-    ]}},
-}  # fmt: skip
+    "routes": {
+        "m": {
+            "variants": [
+                {"name": "stable", "backend": "ts", "model": "m_a", "weight": 90},
+                {"name": "canary", "backend": "ts", "model": "m_b", "weight": 10},
+            ]
+        }
+    },
+}
 
 
 def mutated(path: str, value: Any) -> bytes:
@@ -91,9 +95,12 @@ def test_invalid_configs_are_refused(raw: bytes, points_at: str) -> None:
 
 
 def test_all_zero_weights_are_refused() -> None:
-    raw = mutated("routes.m.variants", [
-        {"name": "a", "backend": "ts", "model": "x", "weight": 0},
-    ])  # fmt: skip
+    raw = mutated(
+        "routes.m.variants",
+        [
+            {"name": "a", "backend": "ts", "model": "x", "weight": 0},
+        ],
+    )
     with pytest.raises(ConfigError, match="sum to 0"):
         parse_config(raw)
 

@@ -37,8 +37,14 @@ def test_unknown_model_and_version(config_path: Path) -> None:
     with run_gateway(config_path) as gw, gw.client() as c:
         ts_shape(c.post("/predictions/nope", json={"inputs": [MLP_ROW]}), 404)
         ts_shape(c.post("/predictions/mlp/9.9", json={"inputs": [MLP_ROW]}), 404)
-        ts_shape(c.post("/predictions/mlp", json={"inputs": [MLP_ROW]},
-                        headers={"X-Servegate-Variant": "ghost"}), 404)  # fmt: skip
+        ts_shape(
+            c.post(
+                "/predictions/mlp",
+                json={"inputs": [MLP_ROW]},
+                headers={"X-Servegate-Variant": "ghost"},
+            ),
+            404,
+        )
         oip_shape(c.post("/v2/models/nope/infer", json=OIP_BODY), 404)
         oip_shape(c.post("/v2/models/mlp/versions/9.9/infer", json=OIP_BODY), 404)
         oip_shape(c.get("/v2/models/nope"), 404)
@@ -71,16 +77,27 @@ def test_malformed_oip_body(config_path: Path, body: bytes) -> None:
 def test_malformed_predictions_body(config_path: Path) -> None:
     with run_gateway(config_path) as gw, gw.client() as c:
         for body in (b"not json", b'{"inputs": [[1, 2]]}', b'{"inputs": "x"}'):
-            ts_shape(c.post("/predictions/mlp", content=body,
-                            headers={"Content-Type": "application/json"}), 400)  # fmt: skip
+            ts_shape(
+                c.post(
+                    "/predictions/mlp", content=body, headers={"Content-Type": "application/json"}
+                ),
+                400,
+            )
 
 
 def test_body_over_the_limit_is_refused_without_reading_it(config_path: Path) -> None:
     big = {"inputs": [MLP_ROW] * 200}  # ~20 kB
     with run_gateway(config_path, max_body_bytes=4096) as gw, gw.client() as c:
         ts_shape(c.post("/predictions/mlp", json=big), 413)
-        oip_shape(c.post("/v2/models/mlp/infer", json={"inputs": [{**OIP_BODY["inputs"][0],
-                  "data": MLP_ROW * 300, "shape": [300, 16]}]}), 413)  # fmt: skip
+        oip_shape(
+            c.post(
+                "/v2/models/mlp/infer",
+                json={
+                    "inputs": [{**OIP_BODY["inputs"][0], "data": MLP_ROW * 300, "shape": [300, 16]}]
+                },
+            ),
+            413,
+        )
         chunks = (b"x" * 1024 for _ in range(64))  # chunked: no Content-Length to check up front
         ts_shape(c.post("/predictions/mlp", content=chunks), 413)
         # Announce 1 GB, send 10 bytes: the answer must come without the rest of the body.
@@ -110,8 +127,9 @@ def test_backend_unreachable_is_503(tmp_path: Path, backends: dict[str, Any]) ->
 def test_backend_slower_than_the_route_timeout_is_504(
     tmp_path: Path, backends: dict[str, Any]
 ) -> None:
-    config = write_config(tmp_path / "gateway.yaml", backends,
-                          {"mlp": split_route(100, 0, timeout_s=0.0005)})  # fmt: skip
+    config = write_config(
+        tmp_path / "gateway.yaml", backends, {"mlp": split_route(100, 0, timeout_s=0.0005)}
+    )
     with run_gateway(config) as gw, gw.client() as c:
         ts_shape(c.post("/predictions/mlp", json={"inputs": [MLP_ROW]}), 504)
         oip_shape(c.post("/v2/models/mlp/infer", json=OIP_BODY), 504)

@@ -31,16 +31,23 @@ def _inference_key(key_file: Path) -> str:
 
 
 def test_an_expired_inference_key_is_renewed(tmp_path: Path, model_store: Path) -> None:
-    settings = TorchServeSettings(store=model_store, workdir=tmp_path / "ts",
-                                  models=("mlp_torchscript",), ports=fresh_ports(),
-                                  token_expiration_min=1)  # fmt: skip
+    settings = TorchServeSettings(
+        store=model_store,
+        workdir=tmp_path / "ts",
+        models=("mlp_torchscript",),
+        ports=fresh_ports(),
+        token_expiration_min=1,
+    )
     server = TorchServe(settings)
     server.start()
     try:
         server.wait_ready()
         first = _inference_key(settings.key_file)
-        backend = {"inference_url": settings.url("inference"), "key_file": str(settings.key_file),
-                   "management_url": settings.url("management")}  # fmt: skip
+        backend = {
+            "inference_url": settings.url("inference"),
+            "key_file": str(settings.key_file),
+            "management_url": settings.url("management"),
+        }
         route = {"variants": [variant("stable", "mlp_torchscript", 100)]}
         config = write_config(tmp_path / "gateway.yaml", {"ts": backend}, {"mlp": route})
         with run_gateway(config) as gw, gw.client() as c:
@@ -49,8 +56,10 @@ def test_an_expired_inference_key_is_renewed(tmp_path: Path, model_store: Path) 
             def expired() -> bool:
                 direct = httpx.post(
                     f"{settings.url('inference')}/predictions/mlp_torchscript/1.0",
-                    json=BODY, headers={"Authorization": f"Bearer {first}"}, timeout=30,
-                )  # fmt: skip
+                    json=BODY,
+                    headers={"Authorization": f"Bearer {first}"},
+                    timeout=30,
+                )
                 time.sleep(0.5)
                 return direct.status_code == 400
 
@@ -62,8 +71,10 @@ def test_an_expired_inference_key_is_renewed(tmp_path: Path, model_store: Path) 
             assert resp.status_code == 200, resp.text
             assert len(resp.json()["outputs"][0]) == 4
             assert _inference_key(settings.key_file) != first
-            assert gw.metric("servegate_backend_key_renewals_total", backend="ts",
-                             result="renewed") == 1  # fmt: skip
+            assert (
+                gw.metric("servegate_backend_key_renewals_total", backend="ts", result="renewed")
+                == 1
+            )
             assert gw.metric("servegate_backend_auth_rejections_total", backend="ts") == 0
             assert c.post("/predictions/mlp", json=BODY).status_code == 200
     finally:
@@ -77,15 +88,17 @@ def test_a_refused_renewal_is_503_with_metrics(
     key_file = tmp_path / "key_file.json"
     real = json.loads(torchserve.settings.key_file.read_text())
     key_file.write_text(json.dumps({**real, "inference": {"key": "wrong"}, "API": {"key": "bad"}}))
-    backends = {"ts": ts_backend(torchserve, key_file=str(key_file),
-                                 management_url=torchserve.settings.url("management"))}  # fmt: skip
+    backends = {
+        "ts": ts_backend(
+            torchserve, key_file=str(key_file), management_url=torchserve.settings.url("management")
+        )
+    }
     config = write_config(tmp_path / "gateway.yaml", backends, {"mlp": split_route(100, 0)})
     with run_gateway(config) as gw, gw.client() as c:
         resp = c.post("/predictions/mlp", json=BODY)
         assert resp.status_code == 503
         assert "Token" not in resp.json()["message"]
-        assert gw.metric("servegate_backend_key_renewals_total", backend="ts",
-                         result="failed") == 1  # fmt: skip
+        assert gw.metric("servegate_backend_key_renewals_total", backend="ts", result="failed") == 1
         assert gw.metric("servegate_backend_auth_rejections_total", backend="ts") == 1
     assert json.loads(torchserve.settings.key_file.read_text()) == real  # nothing rotated
     assert torchserve.predict("mlp_torchscript/1.0", json=BODY).status_code == 200

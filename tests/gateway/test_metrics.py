@@ -15,8 +15,9 @@ pytestmark = pytest.mark.integration
 
 def test_per_variant_series_and_bounded_labels(config_path: Path) -> None:
     with run_gateway(config_path) as gw:
-        pinned = fire(f"{gw.url}/predictions/mlp", 12,
-                      headers_for=lambda i: {"X-Servegate-Variant": "canary"})  # fmt: skip
+        pinned = fire(
+            f"{gw.url}/predictions/mlp", 12, headers_for=lambda i: {"X-Servegate-Variant": "canary"}
+        )
         assert pinned == [(200, "canary")] * 12
         for i in range(5):  # client-chosen names must not become label values
             httpx.post(f"{gw.url}/predictions/attacker-{i}", json={})
@@ -30,8 +31,10 @@ def test_per_variant_series_and_bounded_labels(config_path: Path) -> None:
         text = httpx.get(f"{gw.admin_url}/metrics").text
         assert "attacker" not in text
         backend = {"route": "mlp", "variant": "canary", "backend": "ts", "model": "mlp_onnx"}
-        wait_for(lambda: m("servegate_backend_inference_requests_total", **backend) >= 12,
-                 "TorchServe's series re-exposed per variant")  # fmt: skip
+        wait_for(
+            lambda: m("servegate_backend_inference_requests_total", **backend) >= 12,
+            "TorchServe's series re-exposed per variant",
+        )
         assert m("servegate_backend_inference_latency_microseconds_total", **backend) > 0
         assert m("servegate_backend_queue_latency_microseconds_total", **backend) > 0
         assert m("servegate_backend_scrape_ok", backend="ts") == 1

@@ -26,11 +26,18 @@ def test_mlp_round_trip(config_path: Path, torchserve: TorchServeClient) -> None
         meta = c.get("/v2/models/mlp").json()
         assert meta == c.get("/v2/models/mlp/versions/1.0").json()
         ready = c.get("/v2/models/mlp/versions/1.0/ready")
-        tensor = {"name": "features", "shape": [2, 16], "datatype": "FP32",
-                  "data": [MLP_ROW, MLP_ROW[::-1]]}  # fmt: skip
+        tensor = {
+            "name": "features",
+            "shape": [2, 16],
+            "datatype": "FP32",
+            "data": [MLP_ROW, MLP_ROW[::-1]],
+        }
         body = {"id": "req-7", "inputs": [tensor]}
-        infer = c.post("/v2/models/mlp/versions/1.0/infer", json=body,
-                       headers={"X-Servegate-Variant": "stable"})  # fmt: skip
+        infer = c.post(
+            "/v2/models/mlp/versions/1.0/infer",
+            json=body,
+            headers={"X-Servegate-Variant": "stable"},
+        )
         assert c.get("/v2/models/mlp/ready").json() == {"name": "mlp", "ready": True}
     assert meta["name"] == "mlp" and meta["versions"] == ["1.0"]
     assert meta["inputs"] == [{"name": "features", "datatype": "FP32", "shape": [-1, 16]}]
@@ -51,8 +58,10 @@ def test_minilm_round_trip_with_bytes(config_path: Path, torchserve: TorchServeC
     with run_gateway(config_path) as gw, gw.client() as c:
         meta = c.get("/v2/models/minilm").json()
         ready = c.get("/v2/models/minilm/ready").json()
-        infer = c.post("/v2/models/minilm/infer", json={"inputs": [
-            {"name": "text", "shape": [2], "datatype": "BYTES", "data": texts}]})  # fmt: skip
+        infer = c.post(
+            "/v2/models/minilm/infer",
+            json={"inputs": [{"name": "text", "shape": [2], "datatype": "BYTES", "data": texts}]},
+        )
     assert meta["inputs"] == [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
     [output_meta] = meta["outputs"]
     assert output_meta["datatype"] == "FP32" and output_meta["shape"][-1] == 384

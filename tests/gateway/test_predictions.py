@@ -52,8 +52,9 @@ def test_gateway_answers_exactly_like_torchserve(
 
 def test_request_id_and_variant_headers(config_path: Path) -> None:
     with run_gateway(config_path) as gw, gw.client() as client:
-        mine = client.post("/predictions/mlp", json={"inputs": [MLP_ROW]},
-                           headers={"X-Request-Id": "abc-123"})  # fmt: skip
+        mine = client.post(
+            "/predictions/mlp", json={"inputs": [MLP_ROW]}, headers={"X-Request-Id": "abc-123"}
+        )
         theirs = client.post("/predictions/mlp/1.0", json={"inputs": [MLP_ROW]})
         unknown = client.post("/predictions/nope", json={})
     assert mine.headers["x-request-id"] == "abc-123"
@@ -76,8 +77,9 @@ def test_sticky_keys_keep_their_variant(tmp_path: Path, backends: dict[str, Any]
     config = write_config(tmp_path / "gateway.yaml", backends, {"mlp": route})
     keys = [f"user-{i}" for i in range(20)]
     with run_gateway(config) as gw:
-        results = fire(f"{gw.url}/predictions/mlp", 2000,
-                       headers_for=lambda i: {"X-User": keys[i % 20]})  # fmt: skip
+        results = fire(
+            f"{gw.url}/predictions/mlp", 2000, headers_for=lambda i: {"X-User": keys[i % 20]}
+        )
     seen: dict[str, set[str | None]] = {}
     for i, (status, v) in enumerate(results):
         assert status == 200
@@ -104,8 +106,11 @@ def test_raising_the_canary_moves_keys_only_to_it(tmp_path: Path, backends: dict
         with gw.admin() as admin:
             version = admin.get("/admin/routes", headers=gw.auth).json()["version"]
             change = {"weights": {"stable": 80, "canary": 20}}
-            resp = admin.put("/admin/routes/mlp/weights", json=change,
-                             headers={**gw.auth, "If-Match": f'"{version}"'})  # fmt: skip
+            resp = admin.put(
+                "/admin/routes/mlp/weights",
+                json=change,
+                headers={**gw.auth, "If-Match": f'"{version}"'},
+            )
             assert resp.status_code == 200, resp.text
         after = assign()
     moved = [k for k in keys if before[k] != after[k]]

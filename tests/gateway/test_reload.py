@@ -59,13 +59,15 @@ INVALID = {
     "sum-90": lambda good: good.replace("weight: 100", "weight: 90"),
     "sum-110": lambda good: good.replace("weight: 0", "weight: 10"),
     "negative": lambda good: good.replace("weight: 100", "weight: 110").replace(
-        "weight: 0", "weight: -10"),
+        "weight: 0", "weight: -10"
+    ),
     "fractional": lambda good: good.replace("weight: 100", "weight: 89.5").replace(
-        "weight: 0", "weight: 10.5"),
+        "weight: 0", "weight: 10.5"
+    ),
     "unknown-backend": lambda good: good.replace("backend: ts", "backend: elsewhere"),
     "yaml-syntax": lambda good: good.replace("routes:", "routes: [", 1),
     "truncated": lambda good: good[: good.index("- backend") + 12],
-}  # fmt: skip
+}
 
 
 def _replace(path: Path, text: str) -> None:
@@ -89,8 +91,10 @@ def test_each_invalid_file_is_rejected_and_the_old_split_keeps_serving(
             bad = corrupt(good)
             assert bad != good, name
             _replace(config, bad)
-            wait_for(lambda n=n: gw.metric("servegate_config_reloads_total", **rejected) == n,
-                     f"the {name} file to be rejected")  # fmt: skip
+            wait_for(
+                lambda n=n: gw.metric("servegate_config_reloads_total", **rejected) == n,
+                f"the {name} file to be rejected",
+            )
             results = fire(f"{gw.url}/predictions/mlp", 30)
             assert Counter(results) == {(200, "stable"): 30}, name
             assert gw.metric("servegate_config_version_info", version=version) == 1, name

@@ -13,16 +13,28 @@ from gateway.routing import RequestFacts, choose, facts_from
 
 
 def route(stable: int, canary: int, **over: object) -> Route:
-    return Route.model_validate({"variants": [
-        {"name": "stable", "backend": "ts", "model": "a", "weight": stable},
-        {"name": "canary", "backend": "ts", "model": "b", "weight": canary, "version": "2.0"},
-    ], **over})  # fmt: skip
+    return Route.model_validate(
+        {
+            "variants": [
+                {"name": "stable", "backend": "ts", "model": "a", "weight": stable},
+                {
+                    "name": "canary",
+                    "backend": "ts",
+                    "model": "b",
+                    "weight": canary,
+                    "version": "2.0",
+                },
+            ],
+            **over,
+        }
+    )
 
 
 def test_weighted_split_without_key_follows_weights() -> None:
     rng = random.Random(7)
-    counts = Counter(choose("m", route(90, 10), RequestFacts(), rng.random).name
-                     for _ in range(10_000))  # fmt: skip
+    counts = Counter(
+        choose("m", route(90, 10), RequestFacts(), rng.random).name for _ in range(10_000)
+    )
     assert abs(counts["canary"] / 10_000 - 0.10) <= 0.02
 
 

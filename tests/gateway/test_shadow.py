@@ -24,20 +24,28 @@ def test_shadow_copies_requests_without_touching_answers(
         shadowed = {"route": "mlp", "variant": "canary"}
         assert gw.metric("servegate_shadow_requests_total", **shadowed) == 50
         backend = {"route": "mlp", "variant": "canary", "backend": "ts"}
-        wait_for(lambda: gw.metric("servegate_backend_inference_requests_total", **backend) >= 50,
-                 "the shadow variant to serve the copies")  # fmt: skip
+        wait_for(
+            lambda: gw.metric("servegate_backend_inference_requests_total", **backend) >= 50,
+            "the shadow variant to serve the copies",
+        )
         assert gw.metric("servegate_shadow_failures_total", route="mlp", variant="canary") == 0
 
 
 def test_shadow_failures_are_counted_not_surfaced(tmp_path: Path, backends: dict[str, Any]) -> None:
     (dead,) = free_ports(1)
     backends = {**backends, "dead": {"inference_url": f"http://127.0.0.1:{dead}"}}
-    route = {"variants": [variant("stable", "mlp_torchscript", 100),
-                          variant("broken", "mlp_onnx", 0, backend="dead")],
-             "shadow": {"variant": "broken", "percent": 100}}  # fmt: skip
+    route = {
+        "variants": [
+            variant("stable", "mlp_torchscript", 100),
+            variant("broken", "mlp_onnx", 0, backend="dead"),
+        ],
+        "shadow": {"variant": "broken", "percent": 100},
+    }
     config = write_config(tmp_path / "gateway.yaml", backends, {"mlp": route})
     with run_gateway(config) as gw:
         assert fire(f"{gw.url}/predictions/mlp", 20) == [(200, "stable")] * 20
         labels = {"route": "mlp", "variant": "broken", "kind": "unavailable"}
-        wait_for(lambda: gw.metric("servegate_shadow_failures_total", **labels) == 20,
-                 "20 counted shadow failures")  # fmt: skip
+        wait_for(
+            lambda: gw.metric("servegate_shadow_failures_total", **labels) == 20,
+            "20 counted shadow failures",
+        )

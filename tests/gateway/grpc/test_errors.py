@@ -65,9 +65,13 @@ def test_bad_input_is_invalid_argument(config_path: Path) -> None:
         oip_pb.ModelInferRequest(model_name="mlp", inputs=[fp16]),
         two_raw,
         oip_pb.ModelInferRequest(model_name="minilm", inputs=[not_text]),
-        oip_pb.ModelInferRequest(model_name="mlp", inputs=[  # the worker's own 400
-            oip_pb.ModelInferRequest.InferInputTensor(name="t", datatype="BYTES", shape=[0])]),
-    ]  # fmt: skip
+        oip_pb.ModelInferRequest(
+            model_name="mlp",
+            inputs=[  # the worker's own 400
+                oip_pb.ModelInferRequest.InferInputTensor(name="t", datatype="BYTES", shape=[0])
+            ],
+        ),
+    ]
     with run_gateway(config_path) as gw, channel(gw.grpc_address) as ch:
         ts, oip = torchserve_stub(ch), oip_stub(ch)
         bad = json.dumps({"inputs": [[1.0, 2.0]]}).encode()
@@ -142,8 +146,10 @@ class BlackHole:
 def black_hole_gateway(tmp_path: Path, timeout_s: float) -> Iterator[tuple[Any, BlackHole]]:
     hole = BlackHole()
     backends = {"hole": {"inference_url": f"http://127.0.0.1:{hole.port}"}}
-    route = {"variants": [{"name": "only", "backend": "hole", "model": "m", "weight": 100}],
-             "timeout_s": timeout_s}  # fmt: skip
+    route = {
+        "variants": [{"name": "only", "backend": "hole", "model": "m", "weight": 100}],
+        "timeout_s": timeout_s,
+    }
     config = write_config(tmp_path / "gateway.yaml", backends, {"mlp": route})
     try:
         with run_gateway(config) as gw:
@@ -155,8 +161,9 @@ def black_hole_gateway(tmp_path: Path, timeout_s: float) -> Iterator[tuple[Any, 
 def test_backend_slower_than_the_route_timeout_is_deadline_exceeded(
     tmp_path: Path, backends: dict[str, Any]
 ) -> None:
-    config = write_config(tmp_path / "gateway.yaml", backends,
-                          {"mlp": split_route(100, 0, timeout_s=0.0005)})  # fmt: skip
+    config = write_config(
+        tmp_path / "gateway.yaml", backends, {"mlp": split_route(100, 0, timeout_s=0.0005)}
+    )
     with run_gateway(config) as gw, channel(gw.grpc_address) as ch:
         ts, oip = torchserve_stub(ch), oip_stub(ch)
         assert code_of(lambda: ts.Predictions(predictions("mlp"))) == Code.DEADLINE_EXCEEDED

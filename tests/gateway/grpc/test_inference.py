@@ -92,8 +92,11 @@ def test_model_infer_mlp_equals_direct(
     config_path: Path, torchserve: TorchServeClient, raw: bool, variant: str, ts_model: str
 ) -> None:
     rows = [MLP_ROW, MLP_ROW[::-1]]
-    direct = oip_direct(torchserve, ts_model, {"name": "features", "datatype": "FP32",
-                                               "shape": [2, 16], "data": rows})  # fmt: skip
+    direct = oip_direct(
+        torchserve,
+        ts_model,
+        {"name": "features", "datatype": "FP32", "shape": [2, 16], "data": rows},
+    )
     request = oip_pb.ModelInferRequest(model_name="mlp", id="r1", inputs=[mlp_tensor(rows)])
     if raw:
         request.inputs[0].ClearField("contents")
@@ -104,22 +107,27 @@ def test_model_infer_mlp_equals_direct(
     assert (answer.model_name, answer.model_version, answer.id) == ("mlp", "1.0", "r1")
     (out,) = answer.outputs
     (want,) = direct["outputs"]
-    assert (out.name, out.datatype, list(out.shape)) == (want["name"], want["datatype"],
-                                                         want["shape"])  # fmt: skip
+    assert (out.name, out.datatype, list(out.shape)) == (
+        want["name"],
+        want["datatype"],
+        want["shape"],
+    )
     got = np.frombuffer(answer.raw_output_contents[0], "<f4") if raw else out.contents.fp32_contents
     assert len(answer.raw_output_contents) == (1 if raw else 0)
     np.testing.assert_array_equal(fp32(got), fp32(want["data"]))
 
 
 @pytest.mark.parametrize("raw", [False, True])
-@pytest.mark.parametrize(("variant", "ts_model"),
-                         [("stable", "minilm_torchscript"), ("canary", "minilm_onnx")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("variant", "ts_model"), [("stable", "minilm_torchscript"), ("canary", "minilm_onnx")]
+)
 def test_model_infer_minilm_text_as_bytes_equals_direct(
     config_path: Path, torchserve: TorchServeClient, raw: bool, variant: str, ts_model: str
 ) -> None:
     texts = ["a cat sits on the mat", "Grüße, ünïcode"]
-    direct = oip_direct(torchserve, ts_model, {"name": "text", "datatype": "BYTES",
-                                               "shape": [2], "data": texts})  # fmt: skip
+    direct = oip_direct(
+        torchserve, ts_model, {"name": "text", "datatype": "BYTES", "shape": [2], "data": texts}
+    )
     tensor = oip_pb.ModelInferRequest.InferInputTensor(name="text", datatype="BYTES", shape=[2])
     request = oip_pb.ModelInferRequest(model_name="minilm", id="r1", inputs=[tensor])
     encoded = [t.encode() for t in texts]
@@ -147,8 +155,11 @@ def test_server_and_model_metadata_match_rest(config_path: Path) -> None:
         assert stub.ServerLive(oip_pb.ServerLiveRequest()).live
         assert stub.ServerReady(oip_pb.ServerReadyRequest()).ready
         server = stub.ServerMetadata(oip_pb.ServerMetadataRequest())
-        assert c.get("/v2").json() == {"name": server.name, "version": server.version,
-                                       "extensions": list(server.extensions)}  # fmt: skip
+        assert c.get("/v2").json() == {
+            "name": server.name,
+            "version": server.version,
+            "extensions": list(server.extensions),
+        }
         for model in ("mlp", "minilm"):
             assert stub.ModelReady(oip_pb.ModelReadyRequest(name=model, version="1.0")).ready
             meta = stub.ModelMetadata(oip_pb.ModelMetadataRequest(name=model))
@@ -156,8 +167,9 @@ def test_server_and_model_metadata_match_rest(config_path: Path) -> None:
             assert meta.name == rest["name"] and list(meta.versions) == rest["versions"]
             assert meta.platform == rest["platform"]
             for ours, theirs in ((meta.inputs, rest["inputs"]), (meta.outputs, rest["outputs"])):
-                assert [{"name": t.name, "datatype": t.datatype, "shape": list(t.shape)}
-                        for t in ours] == theirs  # fmt: skip
+                assert [
+                    {"name": t.name, "datatype": t.datatype, "shape": list(t.shape)} for t in ours
+                ] == theirs
 
 
 def test_grpc_requests_are_counted_with_their_protocol(config_path: Path) -> None:
@@ -166,14 +178,25 @@ def test_grpc_requests_are_counted_with_their_protocol(config_path: Path) -> Non
         for _ in range(3):
             stub.Predictions(predictions("mlp"), metadata=((PIN, "canary"),))
         with gw.client() as c:
-            assert c.post("/predictions/mlp", json={"inputs": [MLP_ROW]},
-                          headers={PIN: "canary"}).status_code == 200  # fmt: skip
+            assert (
+                c.post(
+                    "/predictions/mlp", json={"inputs": [MLP_ROW]}, headers={PIN: "canary"}
+                ).status_code
+                == 200
+            )
         with pytest.raises(grpc.RpcError):
             stub.Predictions(predictions("nope"))
         m = gw.metric
         labels = {"route": "mlp", "variant": "canary", "code": "200"}
         assert m("servegate_requests_total", **labels, protocol="grpc") == 3
         assert m("servegate_requests_total", **labels, protocol="rest") == 1
-        assert m("servegate_request_duration_seconds_count", route="mlp", variant="canary",
-                 protocol="grpc") == 3  # fmt: skip
+        assert (
+            m(
+                "servegate_request_duration_seconds_count",
+                route="mlp",
+                variant="canary",
+                protocol="grpc",
+            )
+            == 3
+        )
         assert m("servegate_requests_total", route="_unknown", protocol="grpc", code="404") == 1

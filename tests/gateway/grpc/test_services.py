@@ -44,9 +44,17 @@ def test_reflection_lists_and_describes_the_services(config_path: Path) -> None:
             files[proto.package] = proto
     oip = files["inference"]
     assert [m.name for m in oip.service[0].method] == [
-        "ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata", "ModelInfer",
-    ]  # fmt: skip
+        "ServerLive",
+        "ServerReady",
+        "ModelReady",
+        "ServerMetadata",
+        "ModelMetadata",
+        "ModelInfer",
+    ]
     ts = files["org.pytorch.serve.grpc.inference"]
     assert [m.name for m in ts.service[0].method] == [
-        "Ping", "Predictions", "StreamPredictions", "StreamPredictions2",
-    ]  # fmt: skip
+        "Ping",
+        "Predictions",
+        "StreamPredictions",
+        "StreamPredictions2",
+    ]

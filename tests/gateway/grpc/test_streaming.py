@@ -39,8 +39,11 @@ def test_stream_predictions2_in_order_with_in_band_errors(config_path: Path) -> 
     ]
     with run_gateway(config_path) as gw, channel(gw.grpc_address) as ch:
         stub = torchserve_stub(ch)
-        singles = [stub.Predictions(r, metadata=(("x-servegate-variant", "stable"),))
-                   for r in requests if r.input["data"] != bad]  # fmt: skip
+        singles = [
+            stub.Predictions(r, metadata=(("x-servegate-variant", "stable"),))
+            for r in requests
+            if r.input["data"] != bad
+        ]
         call = stub.StreamPredictions2(iter(requests))
         answers = list(call)
         variant = variant_of(call)

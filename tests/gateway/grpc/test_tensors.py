@@ -20,16 +20,25 @@ def test_typed_contents_with_parameters_and_outputs() -> None:
     req.parameters["flag"].bool_param = True
     req.parameters["n"].int64_param = 3
     assert request_json(req) == {
-        "id": "a", "parameters": {"flag": True, "n": 3}, "outputs": [{"name": "y"}],
+        "id": "a",
+        "parameters": {"flag": True, "n": 3},
+        "outputs": [{"name": "y"}],
         "inputs": [{"name": "x", "datatype": "INT64", "shape": [2, 2], "data": [1, 2, 3, 4]}],
-    }  # fmt: skip
+    }
 
 
 @pytest.mark.parametrize(
     ("datatype", "values"),
-    [("FP32", [0.5, -2.0]), ("FP16", [1.5, 2.0]), ("INT8", [-3, 4]), ("UINT64", [2**63, 1]),
-     ("BOOL", [True, False]), ("FP64", [1e-300, 3.0]), ("BF16", [1.0, -0.5])],
-)  # fmt: skip
+    [
+        ("FP32", [0.5, -2.0]),
+        ("FP16", [1.5, 2.0]),
+        ("INT8", [-3, 4]),
+        ("UINT64", [2**63, 1]),
+        ("BOOL", [True, False]),
+        ("FP64", [1e-300, 3.0]),
+        ("BF16", [1.0, -0.5]),
+    ],
+)
 def test_raw_contents_round_trip(datatype: str, values: list[object]) -> None:
     dtype = {"BF16": "<f4", "BOOL": "?"}.get(datatype)
     if datatype == "BF16":
