@@ -60,6 +60,7 @@ bench-overhead: install ## TorchServe per-request overhead (latency minus handle
 	$(BIN)/python -m bench.ts_overhead
 
 bench-gateway: install ## TorchServe direct vs through the gateway on mlp (p50/p99/throughput)
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m bench.gateway
 
 bench-grpc: install ## TorchServe's gRPC direct vs gRPC through the gateway on mlp (p50/throughput)
