@@ -105,8 +105,9 @@ def start_gateway(args: argparse.Namespace) -> int:
         str(args.token_file),
     ]
     for flag in ("host", "port", "admin_host", "admin_port", "grpc_host", "grpc_port"):
-        if getattr(args, flag) is not None:
-            argv += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+        value = getattr(args, flag, None)  # callers such as `servegate demo` may set only some
+        if value is not None:
+            argv += [f"--{flag.replace('_', '-')}", str(value)]
     with LOG_FILE.open("ab") as out:
         proc = subprocess.Popen(
             argv,

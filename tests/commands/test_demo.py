@@ -1,0 +1,61 @@
+"""`servegate demo` (the README's first command, after install) end to end, in a scratch
+directory: TorchServe, the gateway at 90/10, traffic through it, the stack left running."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+SERVEGATE = str(Path(sys.executable).with_name("servegate"))
+DEMO_PORTS = (8000, 8001, 8080, 8081, 8082, 7070, 7071, 9000)
+
+
+def servegate(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [SERVEGATE, *args], cwd=cwd, capture_output=True, text=True, timeout=600, check=False
+    )
+
+
+def busy(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_demo_serves_minilm_behind_the_gateway(model_store: Path, tmp_path: Path) -> None:
+    # The demo uses the documented default ports; a demo already running would answer there.
+    taken = [p for p in DEMO_PORTS if busy(p)]
+    assert not taken, f"ports {taken} are in use (stop a running demo with `make stop`)"
+    store = tmp_path / "model_store"
+    store.mkdir()
+    for fmt in ("torchscript", "onnx"):
+        shutil.copy2(model_store / f"minilm_{fmt}.mar", store)
+    try:
+        result = servegate(tmp_path, "demo", "--store", str(store), "--requests", "40")
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "40 requests to /predictions/minilm through the gateway" in result.stdout
+        rows = [
+            ln.split()
+            for ln in result.stdout.splitlines()
+            if ln.startswith("  stable") or ln.startswith("  canary")
+        ]
+        assert sum(int(r[1]) for r in rows) == 40  # every request answered 200 by a variant
+        assert "status page  http://127.0.0.1:8001/" in result.stdout
+
+        token = tmp_path / ".servegate" / "admin_token"
+        assert stat.S_IMODE(token.stat().st_mode) == 0o600
+        assert "weight: 90" in (tmp_path / "gateway.yaml").read_text()
+        # The stack keeps running after the command returns.
+        resp = httpx.post("http://127.0.0.1:8000/predictions/minilm", json={"inputs": ["hi"]})
+        assert resp.status_code == 200
+        assert len(resp.json()["embeddings"][0]) == 384
+        assert httpx.get("http://127.0.0.1:8001/").status_code == 200
+    finally:
+        servegate(tmp_path, "gateway", "stop")
+        servegate(tmp_path, "stop")
+    assert not any(busy(p) for p in (8000, 8080))
