@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import statistics
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,3 +30,27 @@ def pct(values: list[float], q: float) -> float:
     if len(values) < 2:
         return values[0]
     return statistics.quantiles(values, n=1000, method="inclusive")[int(q * 10) - 1]
+
+
+def spawn_gateway(
+    config: Path, port: int, admin_port: int, grpc_port: int, log_file: Path
+) -> subprocess.Popen[bytes]:
+    """``servegate gateway run`` in its own process (admin API off: no token file)."""
+    argv = [
+        sys.executable,
+        "-m",
+        "servegate.cli",
+        "gateway",
+        "run",
+        "--config",
+        str(config),
+        "--port",
+        str(port),
+        "--admin-port",
+        str(admin_port),
+        "--grpc-port",
+        str(grpc_port),
+        "--token-file",
+        str(config.with_name("no-token")),
+    ]
+    return subprocess.Popen(argv, stdout=log_file.open("wb"), stderr=subprocess.STDOUT)

@@ -23,7 +23,6 @@ import os
 import re
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,9 +34,10 @@ import httpx
 import psutil
 import yaml
 
-from bench.common import torchserve
+from bench.common import spawn_gateway, torchserve
 from export.pipeline import ExportRequest, run_export
 from export.timing import TimingPlan
+from servegate.ports import free_ports
 
 log = logging.getLogger("bench")
 BODY = json.dumps({"inputs": [[0.1 * i for i in range(16)]]})
@@ -110,33 +110,10 @@ def torchserve_processes(pid: int | None) -> list[psutil.Process]:
     return [frontend, *frontend.children(recursive=True)]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start_gateway(
     config: Path, port: int, admin_port: int, log_file: Path
 ) -> subprocess.Popen[bytes]:
-    argv = [
-        sys.executable,
-        "-m",
-        "servegate.cli",
-        "gateway",
-        "run",
-        "--config",
-        str(config),
-        "--port",
-        str(port),
-        "--admin-port",
-        str(admin_port),
-        "--grpc-port",
-        str(free_port()),
-        "--token-file",
-        str(config.with_name("no-token")),
-    ]
-    proc = subprocess.Popen(argv, stdout=log_file.open("wb"), stderr=subprocess.STDOUT)
+    proc = spawn_gateway(config, port, admin_port, free_ports(1)[0], log_file)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -189,8 +166,8 @@ def main() -> int:
                     {"backends": {"ts": backend}, "routes": {"mlp": {"variants": [stable]}}}
                 )
             )
-            port = free_port()
-            gw = start_gateway(config, port, free_port(), work / "gateway.log")
+            port, admin_port = free_ports(2)
+            gw = start_gateway(config, port, admin_port, work / "gateway.log")
             try:
                 urls = {
                     "direct": f"{s.url('inference')}/predictions/mlp_torchscript/1.0",

@@ -28,11 +28,11 @@ from typing import Any
 import grpc
 import yaml
 
-from bench.common import pct, torchserve
-from bench.gateway import free_port
+from bench.common import pct, spawn_gateway, torchserve
 from export.pipeline import ExportRequest, run_export
 from export.timing import TimingPlan
 from gateway.grpc.stubs import inference_pb2, inference_pb2_grpc
+from servegate.ports import free_ports
 
 log = logging.getLogger("bench")
 BODY = json.dumps({"inputs": [[0.1 * i for i in range(16)]]}).encode()
@@ -67,24 +67,8 @@ async def load(
 
 
 def start_gateway(config: Path, grpc_port: int, log_file: Path) -> subprocess.Popen[bytes]:
-    argv = [
-        sys.executable,
-        "-m",
-        "servegate.cli",
-        "gateway",
-        "run",
-        "--config",
-        str(config),
-        "--port",
-        str(free_port()),
-        "--admin-port",
-        str(free_port()),
-        "--grpc-port",
-        str(grpc_port),
-        "--token-file",
-        str(config.with_name("no-token")),
-    ]
-    proc = subprocess.Popen(argv, stdout=log_file.open("wb"), stderr=subprocess.STDOUT)
+    port, admin_port = free_ports(2)
+    proc = spawn_gateway(config, port, admin_port, grpc_port, log_file)
     with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
         try:
             grpc.channel_ready_future(channel).result(timeout=60)
@@ -149,7 +133,7 @@ def main() -> int:
             stable = {"name": "stable", "backend": "ts", "model": "mlp_torchscript", "weight": 100}
             routes = {"mlp": {"variants": [stable]}}
             config.write_text(yaml.safe_dump({"backends": {"ts": backend}, "routes": routes}))
-            grpc_port = free_port()
+            (grpc_port,) = free_ports(1)
             gw = start_gateway(config, grpc_port, work / "gateway.log")
             try:
                 direct = f"{s.host}:{s.ports.grpc_inference}"
