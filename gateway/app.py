@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
 
 from gateway.admin import api as admin_api
+from gateway.admin import canary_api
 from gateway.errors import GatewayError
 from gateway.rest import oip, predictions
 from gateway.state import Gateway
@@ -60,6 +61,7 @@ def create_admin_app(gw: Gateway, token: str | None) -> FastAPI:
     app.include_router(page.router)
     if token:
         app.include_router(admin_api.router)
+        app.include_router(canary_api.router)
     else:
         log.warning("no admin token configured: the admin API is off")
 

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
 
+from gateway.canary.spec import Analysis, CompareMeasure, check_route
 from gateway.errors import ConfigError
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -65,6 +66,16 @@ class Variant(Frozen):
 class Shadow(Frozen):
     variant: Name
     percent: float = Field(gt=0, le=100)
+    # Compare the shadow's answer with the served answer (divergence histogram per route).
+    compare: CompareMeasure | None = None
+
+
+class OutlierEjection(Frozen):
+    """Take a variant out of rotation after ``consecutive_failures`` upstream failures in a row
+    (connection errors, timeouts, 5xx) for ``backoff_s``; its share goes to the others."""
+
+    consecutive_failures: StrictInt = Field(default=5, ge=1, le=1000)
+    backoff_s: float = Field(default=30.0, gt=0, le=3600)
 
 
 class Route(Frozen):
@@ -73,6 +84,8 @@ class Route(Frozen):
     pin_header: Annotated[str | None, Field(pattern=HEADER)] = None
     shadow: Shadow | None = None
     timeout_s: float = Field(default=30.0, gt=0, le=600)
+    outlier_ejection: OutlierEjection | None = None
+    analysis: Analysis | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Route:
@@ -85,7 +98,13 @@ class Route(Frozen):
             raise ValueError(f"variant weights must sum to 100, they sum to {total}")
         if self.shadow is not None and self.shadow.variant not in names:
             raise ValueError(f"shadow variant {self.shadow.variant!r} is not one of {names}")
+        check_route(self)
         return self
+
+    @property
+    def stable(self) -> Variant:
+        """The baseline: the first variant listed."""
+        return self.variants[0]
 
     def variant(self, name: str) -> Variant | None:
         return next((v for v in self.variants if v.name == name), None)

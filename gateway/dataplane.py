@@ -47,16 +47,21 @@ async def infer(
     """Serve one inference on ``table`` (the one the request started with); the upstream
     timeout is the route's, or the client's remaining ``deadline_s`` when that is shorter."""
     route = lookup(table, route_name)
-    variant = choose(route_name, route, facts)
+    variant = choose(route_name, route, facts, ejected=gw.outliers.ejected(route_name))
+    served: asyncio.Future[BackendResponse] | None = None
     if route.shadow is not None and random.random() * 100 < route.shadow.percent:
         shadow = route.variant(route.shadow.variant)
         if shadow is not None and shadow.name != variant.name:
+            if route.shadow.compare is not None:
+                served = asyncio.get_running_loop().create_future()
             gw.shadow.send(
                 route=route_name,
                 variant=shadow,
                 backend=table.backends[shadow.backend],
                 payload=payload,
                 timeout_s=route.timeout_s,
+                compare=route.shadow.compare,
+                served=served,
             )
     m = gw.metrics
     labels = (route_name, variant.name)
@@ -66,7 +71,10 @@ async def infer(
     try:
         backend = table.backends[variant.backend]
         response = await backend.predict(variant, payload, timeout_s)
+        if served is not None:
+            served.set_result(response)
     except UpstreamError as exc:
+        gw.outliers.record(route_name, route, variant.name, ok=False)
         m.upstream_errors.labels(*labels, protocol, exc.metric_kind).inc()
         if exc.metric_kind == "auth_rejected":
             m.auth_rejections.labels(variant.backend).inc()
@@ -78,7 +86,10 @@ async def infer(
         raise
     finally:
         m.in_flight.labels(*labels).dec()
+        if served is not None and not served.done():
+            served.cancel()  # no served answer: the shadow has nothing to compare with
     observe(gw, labels, protocol, response.status, time.perf_counter() - started)
+    gw.outliers.record(route_name, route, variant.name, ok=response.status < 500)
     return Outcome(route_name, variant, response)
 
 

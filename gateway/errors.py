@@ -16,7 +16,8 @@ GatewayError                     500, base of everything below
     ├── Unauthorized             missing or wrong bearer token (401)
     ├── PreconditionRequired     write without ``If-Match`` (428)
     ├── VersionConflict          ``If-Match`` names a stale config version (412)
-    └── ConfigReadOnly           the config file cannot be written here (409)
+    ├── ConfigReadOnly           the config file cannot be written here (409)
+    └── AnalysisRunning          a canary analysis owns the weights or refuses the action (409)
 """
 
 from __future__ import annotations
@@ -100,3 +101,10 @@ class ConfigReadOnly(AdminError):
 
     status = 409
     kind = "ConfigReadOnly"
+
+
+class AnalysisRunning(AdminError):
+    """A canary analysis owns the route's weights, or its phase does not allow the action."""
+
+    status = 409
+    kind = "Conflict"

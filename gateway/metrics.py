@@ -16,22 +16,50 @@ from gateway.config import GatewayConfig
 
 UNKNOWN_ROUTE = "_unknown"
 NO_VARIANT = "_none"
+# Fine enough that a p99 read from buckets (canary analysis, histogram_quantile) lands within
+# ~25% of the true value between 1 ms and 1 s.
 LATENCY_BUCKETS = (
     0.001,
-    0.0025,
+    0.002,
+    0.003,
     0.005,
+    0.0075,
     0.01,
-    0.025,
+    0.015,
+    0.02,
+    0.03,
     0.05,
+    0.075,
     0.1,
-    0.25,
+    0.15,
+    0.2,
+    0.3,
     0.5,
+    0.75,
     1.0,
     2.5,
     5.0,
     10.0,
     30.0,
 )
+# Cosine and top-1 agreement live near 1, max abs difference near 0: one bucket set for both.
+DIVERGENCE_BUCKETS = (
+    0.0,
+    1e-6,
+    1e-5,
+    1e-4,
+    1e-3,
+    0.01,
+    0.1,
+    0.5,
+    0.9,
+    0.99,
+    0.999,
+    0.9999,
+    0.99999,
+    1.0,
+)
+CANARY_PHASES = ("idle", "analysing", "paused", "promoted", "rolled_back")
 RV = ("route", "variant")
 RVP = (*RV, "protocol")
 ProtocolName = Literal["rest", "grpc"]
@@ -131,6 +159,56 @@ class GatewayMetrics:
             ["backend", "result"],
             registry=r,
         )
+        self.divergence = Histogram(
+            "servegate_canary_divergence",
+            "Shadow answer vs served answer to the same request (cosine, max_abs or top1)",
+            [*RV, "measure"],
+            buckets=DIVERGENCE_BUCKETS,
+            registry=r,
+        )
+        self.divergence_mismatches = Counter(
+            "servegate_canary_divergence_mismatches",
+            "Shadow answers of another shape or kind than the served answer",
+            RV,
+            registry=r,
+        )
+        self.ejections = Counter(
+            "servegate_outlier_ejections",
+            "Variants taken out of rotation after consecutive upstream failures",
+            RV,
+            registry=r,
+        )
+        self.ejected = Gauge(
+            "servegate_variant_ejected", "1 while a variant is out of rotation", RV, registry=r
+        )
+        self.canary_phase = Gauge(
+            "servegate_canary_phase",
+            "Canary analysis phase per route (1 for the current phase): "
+            + ", ".join(CANARY_PHASES),
+            ["route", "phase"],
+            registry=r,
+        )
+        self.canary_step = Gauge(
+            "servegate_canary_step", "Current analysis step (0-based)", ["route"], registry=r
+        )
+        self.canary_failed_checks = Gauge(
+            "servegate_canary_failed_checks",
+            "Failed analysis intervals so far (rollback at the threshold)",
+            ["route"],
+            registry=r,
+        )
+        self.canary_check_value = Gauge(
+            "servegate_canary_check_value",
+            "Last measured value of each analysis check",
+            ["route", "check"],
+            registry=r,
+        )
+        self.canary_decisions = Counter(
+            "servegate_canary_decisions",
+            "Analysis decisions (advance, hold, fail, promote, rollback)",
+            ["route", "decision"],
+            registry=r,
+        )
         self.config_info = Gauge(
             "servegate_config_version_info",
             "The config version serving now",
@@ -144,5 +222,13 @@ class GatewayMetrics:
         for route_name, route in config.routes.items():
             for v in route.variants:
                 self.weights.labels(route_name, v.name).set(v.weight)
+            if route.shadow is not None and route.shadow.compare is not None:
+                # Present at 0 from the start: "no mismatch yet" is a real zero, and rate()
+                # sees the first one.
+                self.divergence_mismatches.labels(route_name, route.shadow.variant)
         self.config_info.clear()
         self.config_info.labels(version).set(1)
+
+    def set_phase(self, route: str, phase: str) -> None:
+        for name in CANARY_PHASES:
+            self.canary_phase.labels(route, name).set(1 if name == phase else 0)

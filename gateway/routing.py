@@ -58,8 +58,12 @@ def choose(
     route: Route,
     facts: RequestFacts,
     draw: Callable[[], float] = random.random,
+    ejected: frozenset[str] = frozenset(),
 ) -> Variant:
-    """The variant that serves this request; ``ModelNotFound`` for an unknown version or pin."""
+    """The variant that serves this request; ``ModelNotFound`` for an unknown version or pin.
+
+    ``ejected`` variants (outlier ejection) get no weighted or sticky traffic while another
+    variant can take it; a pin still reaches them: the client asked for exactly that one."""
     candidates = route.variants
     if facts.version is not None:
         candidates = tuple(v for v in candidates if v.version == facts.version)
@@ -74,7 +78,17 @@ def choose(
         point = key_point(route_name, facts.sticky_key)
     else:
         point = draw() * POINTS
+    if ejected:
+        candidates = _without(candidates, ejected)
     return pick(candidates, point)
+
+
+def _without(variants: tuple[Variant, ...], ejected: frozenset[str]) -> tuple[Variant, ...]:
+    """The variants with the ejected ones at weight 0, unless that leaves no weight at all."""
+    kept = tuple(
+        v if v.name not in ejected else v.model_copy(update={"weight": 0}) for v in variants
+    )
+    return kept if any(v.weight for v in kept) else variants
 
 
 def key_point(route_name: str, key: str) -> float:

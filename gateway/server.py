@@ -16,6 +16,8 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from gateway.app import create_admin_app, create_data_app
+from gateway.canary.controller import CanaryController
+from gateway.canary.status import StatusStore
 from gateway.config import LoadedConfig, load_config
 from gateway.grpc.server import GrpcServer
 from gateway.settings import GatewaySettings
@@ -51,6 +53,10 @@ class GatewayServer:
     async def serve(self) -> None:
         s = self.settings
         gw = self.gateway = Gateway(s, self.loaded)
+        canary = CanaryController(
+            gw, StatusStore(s.canary_status_path()), enabled=s.canary_analysis
+        )
+        gw.canary = canary
         apps: list[tuple[ASGIApp, str, int]] = [
             (create_data_app(gw), s.host, s.port),
             (create_admin_app(gw, s.token()), s.admin_host, s.admin_port),
@@ -75,6 +81,9 @@ class GatewayServer:
             for app, host, port in apps
         ]
         await gw.start()
+        analysis = (
+            asyncio.create_task(canary.run(), name="canary-analysis") if s.canary_analysis else None
+        )
         try:
             self.grpc = GrpcServer(gw, s)
             await self.grpc.start()
@@ -87,6 +96,11 @@ class GatewayServer:
             )
             await asyncio.gather(*(server.serve() for server in self._servers))
         finally:
+            if analysis is not None:
+                analysis.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await analysis
+            await canary.aclose()
             if self.grpc is not None:
                 await self.grpc.stop(grace_s=30)
             await gw.aclose()

@@ -29,6 +29,9 @@ class GatewaySettings(BaseSettings):
     reload_interval_s: float = Field(default=0.5, gt=0)
     scrape_interval_s: float = Field(default=5.0, gt=0)
     access_log: bool = False
+    # Canary analysis runs in exactly one replica; the others only route (see README).
+    canary_analysis: bool = True
+    canary_status: Path | None = Field(default=None, description="default: <config>.canary.json")
 
     def token(self) -> str | None:
         if self.admin_token is not None:
@@ -39,6 +42,9 @@ class GatewaySettings(BaseSettings):
 
     def audit_path(self) -> Path:
         return self.audit_log or self.config.with_name(self.config.name + ".audit.jsonl")
+
+    def canary_status_path(self) -> Path:
+        return self.canary_status or self.config.with_name(self.config.name + ".canary.json")
 
 
 def load_settings(**overrides: Any) -> GatewaySettings:

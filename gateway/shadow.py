@@ -3,6 +3,9 @@
 Sent as a detached task, so it never delays or changes the client's answer. Failures are
 counted (``servegate_shadow_failures_total``), never surfaced. At most ``MAX_PENDING`` copies
 are in flight; beyond that a copy is dropped and counted as a failure of kind ``dropped``.
+
+With ``compare`` set, the shadow's answer is compared with the answer the client got (the
+``served`` future, resolved by the data plane) and the divergence observed per route.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from gateway.backends import Backend, Payload
+from gateway.backends import Backend, BackendResponse, Payload
+from gateway.canary.divergence import Mismatch, divergence
+from gateway.canary.spec import CompareMeasure
 from gateway.config import Variant
 from gateway.errors import UpstreamError
 from gateway.metrics import GatewayMetrics
@@ -32,6 +37,8 @@ class ShadowSender:
         backend: Backend,
         payload: Payload,
         timeout_s: float,
+        compare: CompareMeasure | None = None,
+        served: asyncio.Future[BackendResponse] | None = None,
     ) -> None:
         self.metrics.shadow_requests.labels(route, variant.name).inc()
         if len(self._pending) >= MAX_PENDING:
@@ -39,7 +46,13 @@ class ShadowSender:
             return
         task = asyncio.create_task(
             self._run(
-                route=route, variant=variant, backend=backend, payload=payload, timeout_s=timeout_s
+                route=route,
+                variant=variant,
+                backend=backend,
+                payload=payload,
+                timeout_s=timeout_s,
+                compare=compare,
+                served=served,
             )
         )
         self._pending.add(task)
@@ -53,6 +66,8 @@ class ShadowSender:
         backend: Backend,
         payload: Payload,
         timeout_s: float,
+        compare: CompareMeasure | None,
+        served: asyncio.Future[BackendResponse] | None,
     ) -> None:
         try:
             resp = await backend.predict(variant, payload, timeout_s)
@@ -66,6 +81,42 @@ class ShadowSender:
         if resp.status >= 400:
             kind = f"http_{resp.status // 100}xx"
             self.metrics.shadow_failures.labels(route, variant.name, kind).inc()
+            return
+        if compare is not None and served is not None:
+            await self._compare(
+                route, variant.name, compare, served=served, shadow=resp, timeout_s=timeout_s
+            )
+
+    async def _compare(
+        self,
+        route: str,
+        variant: str,
+        measure: CompareMeasure,
+        *,
+        served: asyncio.Future[BackendResponse],
+        shadow: BackendResponse,
+        timeout_s: float,
+    ) -> None:
+        try:
+            answer = await asyncio.wait_for(asyncio.shield(served), timeout_s)
+        except TimeoutError:
+            return
+        except asyncio.CancelledError:
+            if served.cancelled():
+                return  # the client's request failed or was abandoned: nothing to compare
+            raise
+        if answer.status != 200:
+            return
+        try:
+            value = divergence(answer.body, shadow.body, measure)
+        except Mismatch as exc:
+            log.warning(
+                "%s/%s answers differ in shape from the served answer: %s", route, variant, exc
+            )
+            self.metrics.divergence_mismatches.labels(route, variant).inc()
+            return
+        if value is not None:
+            self.metrics.divergence.labels(route, variant, measure).observe(value)
 
     async def drain(self) -> None:
         if self._pending:

@@ -8,9 +8,11 @@ import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from gateway.backends import Backend, HttpPool, make_backend
 from gateway.config import LoadedConfig
+from gateway.ejection import OutlierDetector
 from gateway.metrics import GatewayMetrics
 from gateway.reload import ConfigWatcher
 from gateway.scrape import ScrapedCollector
@@ -29,6 +31,12 @@ class Table:
     backends: Mapping[str, Backend]
 
 
+class CanaryControl(Protocol):
+    """What the admin API asks of the canary analysis (``gateway.canary.controller``)."""
+
+    def holds_weights(self, route: str) -> bool: ...
+
+
 class Gateway:
     def __init__(self, settings: GatewaySettings, loaded: LoadedConfig) -> None:
         self.settings = settings
@@ -41,6 +49,8 @@ class Gateway:
         self.table = self._build(loaded)
         self.metrics.apply_config(loaded.config, loaded.version)
         self.shadow = ShadowSender(self.metrics)
+        self.outliers = OutlierDetector(self.metrics)
+        self.canary: CanaryControl | None = None  # set by the server when analysis is wired
         self.admin_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
 

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from servegate import logs
-from servegate.commands import demo_cmd, export_cmd, gateway_cmd, serve_cmd
+from servegate.commands import canary_cmd, demo_cmd, export_cmd, gateway_cmd, serve_cmd
 
 log = logging.getLogger("servegate")
 
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     export_cmd.register(sub)
     serve_cmd.register(sub)
     gateway_cmd.register(sub)
+    canary_cmd.register(sub)
     demo_cmd.register(sub)
     return parser
 

@@ -13,17 +13,16 @@ from fastapi import APIRouter, Depends
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from gateway.admin import audit
-from gateway.admin.persist import atomic_write, with_weights
-from gateway.config import LoadedConfig, Route, version_of
+from gateway.admin.changes import Change, apply_change
+from gateway.admin.persist import with_weights
+from gateway.config import LoadedConfig, Route
 from gateway.errors import (
+    AnalysisRunning,
     BadRequest,
-    ConfigReadOnly,
     GatewayError,
     ModelNotFound,
     PreconditionRequired,
     Unauthorized,
-    VersionConflict,
 )
 from gateway.rest.common import gateway_of, read_body
 from gateway.state import Gateway
@@ -86,45 +85,28 @@ async def put_weights(request: Request, route: str) -> JSONResponse:
 def _write_weights(
     gw: Gateway, request: Request, route: str, weights: dict[str, int]
 ) -> LoadedConfig:
-    path = gw.table.loaded.path
-    if path is None:
-        raise BadRequest("this gateway runs without a config file")
-    raw = path.read_bytes()
-    current = version_of(raw)
     wanted = request.headers.get("if-match")
     if wanted is None:
         raise PreconditionRequired("send If-Match with the config version from GET /admin/routes")
-    if wanted.removeprefix("W/").strip('"') != current:
-        raise VersionConflict(f"config version is {current}, not {wanted}; re-read and retry")
     if route not in gw.table.loaded.config.routes:
         raise ModelNotFound(f"route not found: {route}")
-    new_raw, config = with_weights(raw, route, weights)
-    try:
-        atomic_write(path, new_raw)
-    except OSError as exc:
-        # Nothing was applied: the last good config keeps serving.
-        raise ConfigReadOnly(
-            f"cannot write {path.name} ({exc.strerror}); it is managed elsewhere "
-            "(ConfigMap, read-only mount): change it at its source"
-        ) from None
-    old_route = gw.table.loaded.config.routes[route]
-    loaded = LoadedConfig(config, version_of(new_raw), path)
-    gw.apply(loaded)
-    actor = _ACTOR.sub("", request.headers.get("x-servegate-actor", ""))[:64] or "admin"
-    audit.append(
-        gw.settings.audit_path(),
-        audit.AuditEntry(
-            who=actor,
-            client=request.client.host if request.client else "",
-            action="set_weights",
-            route=route,
-            old={v.name: v.weight for v in old_route.variants},
-            new={v.name: v.weight for v in config.routes[route].variants},
-            version_before=current,
-            version_after=loaded.version,
-        ),
+    if gw.canary is not None and gw.canary.holds_weights(route):
+        raise AnalysisRunning(
+            f"canary analysis is running on {route} and sets its weights; "
+            f"`servegate canary pause {route}` or `abort {route}` first"
+        )
+    change = Change(
+        route=route,
+        action="set_weights",
+        who=actor(request),
+        client=request.client.host if request.client else "",
+        expected_version=wanted.removeprefix("W/").strip('"'),
     )
-    return loaded
+    return apply_change(gw, change, lambda raw, _config: with_weights(raw, route, weights))
+
+
+def actor(request: Request) -> str:
+    return _ACTOR.sub("", request.headers.get("x-servegate-actor", ""))[:64] or "admin"
 
 
 def _weights_body(body: bytes) -> dict[str, int]:

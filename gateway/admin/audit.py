@@ -1,4 +1,5 @@
-"""Append-only audit log of admin changes, one JSON object per line (fsynced)."""
+"""Append-only audit log of config changes (operators and the canary analysis), one JSON
+object per line (fsynced)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ class AuditEntry:
     new: dict[str, int]
     version_before: str
     version_after: str
+    reason: str = ""
     time: str = ""
 
 

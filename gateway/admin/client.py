@@ -56,6 +56,15 @@ class AdminClient:
         body: dict[str, Any] = resp.json()
         return body
 
+    def canary(self, route: str, action: str | None = None) -> dict[str, Any]:
+        """The route's analysis status, after ``action`` (start, pause, ...) when given."""
+        if action is None:
+            resp = self._call("GET", f"/admin/canary/{route}")
+        else:
+            resp = self._call("POST", f"/admin/canary/{route}/{action}")
+        body: dict[str, Any] = resp.json()
+        return body
+
 
 def _actor() -> str:
     try:

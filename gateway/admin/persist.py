@@ -1,18 +1,21 @@
-"""Write a weight change back to ``gateway.yaml`` and replace the file atomically.
+"""Write a weight change or a promotion back to ``gateway.yaml`` and replace it atomically.
 
 The edit is surgical: ruamel.yaml's round-trip parser gives the line and column of each
-variant's ``weight`` value and only those scalars are rewritten, so every other byte (comments,
-layout, quoting) survives. The result is validated exactly like a hand edit before it is
-written (temp file in the same directory, fsync, rename, fsync the directory).
+variant's ``weight`` (for a promotion also ``backend``, ``model``, ``version``) and only those
+scalars are rewritten, so every other byte (comments, layout, quoting) survives. The result is
+validated exactly like a hand edit before it is written (temp file in the same directory,
+fsync, rename, fsync the directory).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
@@ -25,14 +28,7 @@ _SCALAR = re.compile(r"[^\s,}\]#]+")
 
 def with_weights(raw: bytes, route: str, weights: Mapping[str, int]) -> tuple[bytes, GatewayConfig]:
     """The file's bytes with new weights for ``route``, and the validated config they give."""
-    try:
-        doc = YAML().load(raw)
-        variants = doc["routes"][route]["variants"]
-    except YAMLError:
-        raise ConfigError("gateway.yaml on disk is not valid YAML; fix it first") from None
-    except (KeyError, TypeError):
-        raise ModelNotFound(f"route not found: {route}") from None
-    names = [v["name"] for v in variants]
+    names = [v["name"] for v in _variants(raw, route)]
     unknown, missing = sorted(set(weights) - set(names)), sorted(set(names) - set(weights))
     if unknown or missing:
         raise BadRequest(
@@ -42,16 +38,71 @@ def with_weights(raw: bytes, route: str, weights: Mapping[str, int]) -> tuple[by
     bad = {k: w for k, w in weights.items() if type(w) is not int}
     if bad:
         raise BadRequest(f"weights must be integers 0-100, got {bad}")
+    return with_fields(raw, route, {name: {"weight": w} for name, w in weights.items()})
+
+
+def with_promotion(
+    raw: bytes, route: str, current: GatewayConfig, canary: str
+) -> tuple[bytes, GatewayConfig]:
+    """Promote ``canary``: the route's stable (first) variant takes the canary's backend, model
+    and version at the weight stable and canary held together; the canary drops to 0."""
+    spec = current.routes[route]
+    stable, promoted = spec.stable, spec.variant(canary)
+    if promoted is None:
+        raise ModelNotFound(f"variant not found: {route}/{canary}")
+    fields: dict[str, dict[str, str | int]] = {
+        stable.name: {
+            "backend": promoted.backend,
+            "model": promoted.model,
+            "version": promoted.version,
+            "weight": stable.weight + promoted.weight,
+        },
+        canary: {"weight": 0},
+    }
+    return with_fields(raw, route, fields)
+
+
+def with_fields(
+    raw: bytes, route: str, changes: Mapping[str, Mapping[str, str | int]]
+) -> tuple[bytes, GatewayConfig]:
+    """Rewrite only the named scalars of the named variants of ``route``; a field the file
+    does not spell out yet (e.g. a defaulted ``version``) is added on the line after ``name``."""
+    variants = _variants(raw, route)
     lines = raw.decode("utf-8").splitlines(keepends=True)
-    spots = sorted(((*v.lc.value("weight"), v["name"]) for v in variants), reverse=True)
-    for line, col, name in spots:
-        text = lines[line]
-        token = _SCALAR.match(text, col)
+    edits: list[tuple[int, int, str | None, str]] = []  # line, col, key to insert or None, text
+    for v in variants:
+        for key, value in changes.get(v["name"], {}).items():
+            text = str(value) if isinstance(value, int) else json.dumps(value)
+            if key in v:
+                edits.append((*v.lc.value(key), None, text))
+            else:
+                line, col = v.lc.key("name")
+                edits.append((line + 1, col, key, text))
+    for line, col, new_key, text in sorted(edits, key=lambda e: (e[0], e[1]), reverse=True):
+        if new_key is not None:
+            lines.insert(line, " " * col + f"{new_key}: {text}\n")
+            continue
+        token = _SCALAR.match(lines[line], col)
         if token is None:
-            raise ConfigError(f"cannot locate the weight of {route}/{name} in gateway.yaml")
-        lines[line] = text[:col] + str(weights[name]) + text[token.end() :]
+            raise ConfigError(f"cannot locate a value to rewrite in {route} in gateway.yaml")
+        lines[line] = lines[line][:col] + text + lines[line][token.end() :]
     new_raw = "".join(lines).encode("utf-8")
     return new_raw, parse_config(new_raw, "the requested change")
+
+
+def _variants(raw: bytes, route: str) -> Any:
+    try:
+        doc = YAML().load(raw)
+        variants = doc["routes"][route]["variants"]
+    except YAMLError:
+        raise ConfigError("gateway.yaml on disk is not valid YAML; fix it first") from None
+    except (KeyError, TypeError):
+        raise ModelNotFound(f"route not found: {route}") from None
+    if not all(hasattr(v, "lc") and "name" in v for v in variants):
+        raise ConfigError(f"routes.{route}.variants in gateway.yaml must be mappings with a name")
+    if any(v.fa.flow_style() for v in variants):
+        raise ConfigError(f"routes.{route}.variants: write each variant in block style to edit it")
+    return variants
 
 
 def atomic_write(path: Path, data: bytes) -> None:

@@ -1,5 +1,7 @@
 """``GET /``: a static HTML page whose script polls ``GET /status.json`` every second and shows,
-per route, each variant's weight, request rate, error rate and p50/p99 latency (last 10 s)."""
+per route, each variant's weight, request rate, error rate and p50/p99 latency (last 10 s),
+variants out of rotation (outlier ejection), and the canary analysis: phase, step, failed
+checks, the last checks with their values and bounds, and the reason of the last decision."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from gateway.admin.canary_api import canary_json
 from gateway.rest.common import gateway_of
 
 router = APIRouter()
@@ -36,6 +39,7 @@ async def status(request: Request) -> JSONResponse:
     gw = gateway_of(request)
     loaded = gw.table.loaded
     routes: list[dict[str, Any]] = []
+    ejected = gw.outliers.snapshot()
     for name, route in loaded.config.routes.items():
         variants = []
         for v in route.variants:
@@ -51,8 +55,10 @@ async def status(request: Request) -> JSONResponse:
                     "p50_ms": snap.p50_ms,
                     "p99_ms": snap.p99_ms,
                     "total": snap.total,
+                    "ejected_s": ejected.get((name, v.name)),
                 }
             )
         shadow = route.shadow.model_dump() if route.shadow else None
-        routes.append({"name": name, "variants": variants, "shadow": shadow})
+        analysis = canary_json(gw, name) if route.analysis is not None else None
+        routes.append({"name": name, "variants": variants, "shadow": shadow, "analysis": analysis})
     return JSONResponse({"version": loaded.version, "routes": routes})

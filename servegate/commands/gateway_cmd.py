@@ -1,6 +1,6 @@
 """``servegate gateway run|start|stop`` runs the gateway (foreground, or in the background with
-a pid file under ``.servegate/``); ``servegate routes`` and ``servegate canary set`` drive its
-admin API with the token from ``.servegate/admin_token``."""
+a pid file under ``.servegate/``); ``servegate routes`` shows its routes through the admin API
+with the token from ``.servegate/admin_token`` (``servegate canary ...`` lives in canary_cmd)."""
 
 from __future__ import annotations
 
@@ -47,18 +47,11 @@ def register(sub: Any) -> None:
     stop.set_defaults(run=stop_gateway)
 
     routes: argparse.ArgumentParser = sub.add_parser("routes", help="show routes and weights")
-    _admin_args(routes)
+    admin_args(routes)
     routes.set_defaults(run=show_routes)
-    canary: argparse.ArgumentParser = sub.add_parser("canary", help="change a route's weights")
-    canary_actions = canary.add_subparsers(dest="action", required=True)
-    set_: argparse.ArgumentParser = canary_actions.add_parser("set", help="ROUTE name=weight ...")
-    set_.add_argument("route")
-    set_.add_argument("weights", nargs="+", metavar="VARIANT=WEIGHT")
-    _admin_args(set_)
-    set_.set_defaults(run=set_canary)
 
 
-def _admin_args(p: argparse.ArgumentParser) -> None:
+def admin_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--admin-url", default=os.environ.get("SERVEGATE_ADMIN_URL", ADMIN_URL))
     p.add_argument("--token-file", type=Path, default=TOKEN_FILE)
 
@@ -154,7 +147,7 @@ def _running_pid() -> int | None:
     return None
 
 
-def _client(args: argparse.Namespace) -> Any:
+def admin_client(args: argparse.Namespace) -> Any:
     from gateway.admin.client import AdminClient
 
     token = os.environ.get("SERVEGATE_GATEWAY_ADMIN_TOKEN")
@@ -174,7 +167,7 @@ def show_routes(args: argparse.Namespace) -> int:
     from gateway.admin.client import AdminClientError
 
     try:
-        body = _client(args).routes()
+        body = admin_client(args).routes()
     except AdminClientError as exc:
         log.error("%s", exc)
         return 1
@@ -185,24 +178,4 @@ def show_routes(args: argparse.Namespace) -> int:
         ]
         lines.append(f"  {name}: " + ", ".join(parts))
     sys.stdout.write("\n".join(lines) + "\n")
-    return 0
-
-
-def set_canary(args: argparse.Namespace) -> int:
-    from gateway.admin.client import AdminClientError
-
-    weights: dict[str, int] = {}
-    for item in args.weights:
-        name, sep, value = item.partition("=")
-        if not sep or not value.strip().lstrip("-").isdigit():
-            log.error("expected VARIANT=WEIGHT with an integer weight, got %r", item)
-            return 2
-        weights[name.strip()] = int(value)
-    try:
-        body = _client(args).set_weights(args.route, weights)
-    except AdminClientError as exc:
-        log.error("%s", exc)
-        return 1
-    now = ", ".join(f"{v['name']}={v['weight']}" for v in body["route"]["variants"])
-    sys.stdout.write(f"{args.route}: {now} (config version {body['version']})\n")
     return 0

@@ -46,6 +46,7 @@ def test_services_are_healthchecked_and_started_in_order(compose: dict[str, Any]
         assert test[0] == "CMD" and any("http://127.0.0.1:" in part for part in test), name
     assert "http://127.0.0.1:8080/ping" in services["torchserve"]["healthcheck"]["test"]
     assert "http://127.0.0.1:8000/v2/health/ready" in services["gateway"]["healthcheck"]["test"]
+    assert "grpc://127.0.0.1:9000" in services["gateway"]["healthcheck"]["test"]
     order = {"gateway": "torchserve", "prometheus": "gateway", "grafana": "prometheus"}
     for svc, dep in order.items():
         assert services[svc]["depends_on"][dep]["condition"] == "service_healthy"

@@ -82,7 +82,8 @@ def test_gateway_replicas_probes_config_and_secret(rendered: Any) -> None:
     assert one(docs, "HorizontalPodAutoscaler", "servegate-gateway")["spec"]["minReplicas"] >= 2
     c = container(gw, "gateway")
     assert c["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
-    assert c["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    ports = {port["name"]: port["containerPort"] for port in c["ports"]}
+    assert c["livenessProbe"]["grpc"]["port"] == ports["grpc"]  # grpc.health.v1 on the listener
     assert {"cpu", "memory"} <= set(c["resources"]["requests"]) and c["resources"]["limits"]
     env = {e["name"]: e for e in c["env"]}
     assert env["SERVEGATE_GATEWAY_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"] == {
@@ -90,6 +91,8 @@ def test_gateway_replicas_probes_config_and_secret(rendered: Any) -> None:
         "key": "token",
     }
     assert env["SERVEGATE_GATEWAY_HOST"]["value"] == "0.0.0.0"
+    # Replicas only route; canary analysis runs in exactly one place.
+    assert env["SERVEGATE_GATEWAY_CANARY_ANALYSIS"]["value"] == "false"
     annotations = gw["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/scrape"] == "true"
     assert annotations["prometheus.io/port"] == "8001"

@@ -38,10 +38,7 @@ pytestmark = pytest.mark.integration
 PROMETHEUS_SYNTHETIC = {"up"}
 # Queried before any gateway emits them, each with its reason. The test below fails as soon as
 # a live gateway does emit one, so an entry cannot outlive its reason.
-NOT_YET_EMITTED = {
-    "servegate_canary_phase": "emitted by canary analysis (automatic promotion and rollback), "
-    "which has not landed; alerts.yml's ServegateCanaryRolledBack waits for it",
-}
+NOT_YET_EMITTED: dict[str, str] = {}
 HEALTHCHECK = DEPLOY / "docker" / "healthcheck.py"
 PIN = "X-Servegate-Variant"
 
@@ -49,8 +46,8 @@ PIN = "X-Servegate-Variant"
 @pytest.fixture(scope="module")
 def live_names(torchserve: Any, tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     """/metrics after traffic that makes every labelled family appear: answers from both
-    variants, shadow copies, an unreachable backend, a backend refusing the gateway's key, and
-    a rejected config edit."""
+    variants, compared shadow copies, a canary analysis, an unreachable backend (ejected), a
+    backend refusing the gateway's key, and a rejected config edit."""
     tmp = tmp_path_factory.mktemp("deploy")
     wrong_key = tmp / "wrong_key_file.json"
     wrong_key.write_text(json.dumps({"management": {"key": "x"}, "inference": {"key": "wrong"}}))
@@ -60,7 +57,26 @@ def live_names(torchserve: Any, tmp_path_factory: pytest.TempPathFactory) -> set
         "down": {"kind": "torchserve", "inference_url": f"http://127.0.0.1:{free_ports(1)[0]}"},
     }
     routes = {
-        "mlp": split_route(90, 10, pin_header=PIN, shadow={"variant": "canary", "percent": 100}),
+        "mlp": split_route(
+            90,
+            10,
+            pin_header=PIN,
+            shadow={"variant": "canary", "percent": 100, "compare": "max_abs"},
+            analysis={
+                "canary": "canary",
+                "interval_s": 600,  # idle: only its phase is exported
+                "steps": [10, 50],
+                "checks": {"divergence": {"max": 1e-4}},
+            },
+        ),
+        "flaky": {
+            "variants": [
+                variant("stable", "mlp_torchscript", 50),
+                variant("down", "mlp_torchscript", 50, backend="down"),
+            ],
+            "pin_header": PIN,
+            "outlier_ejection": {"consecutive_failures": 1, "backoff_s": 600},
+        },
         "broken": {
             "variants": [
                 variant("stable", "mlp_torchscript", 100, backend="down"),
@@ -77,6 +93,7 @@ def live_names(torchserve: Any, tmp_path_factory: pytest.TempPathFactory) -> set
             ("mlp", "canary", 200),
             ("broken", "stable", 503),
             ("broken", "canary", 503),
+            ("flaky", "down", 503),
         ):
             answers = fire(
                 f"{gw.url}/predictions/{route}", 3, headers_for=lambda i, v=variant_name: {PIN: v}
@@ -91,6 +108,10 @@ def live_names(torchserve: Any, tmp_path_factory: pytest.TempPathFactory) -> set
             lambda: gw.metric("servegate_shadow_failures_total", route="broken") > 0,
             "a failed shadow copy counted",
         )
+        wait_for(
+            lambda: gw.metric("servegate_canary_divergence_count", route="mlp") > 0,
+            "a shadow answer compared",
+        )
         config.write_text(config.read_text().replace("weight: 90", "weight: 95"))  # sum 105
         wait_for(
             lambda: gw.metric("servegate_config_reloads_total", result="rejected") > 0,
@@ -99,6 +120,8 @@ def live_names(torchserve: Any, tmp_path_factory: pytest.TempPathFactory) -> set
         text = httpx.get(f"{gw.admin_url}/metrics", timeout=10).text
         assert _run_healthcheck(f"{gw.url}/v2/health/live") == 0
         assert _run_healthcheck(f"{gw.url}/v2/no-such-endpoint") == 1
+        assert _run_healthcheck(f"{gw.url}/v2/health/live", f"grpc://{gw.grpc_address}") == 0
+        assert _run_healthcheck(f"grpc://127.0.0.1:{free_ports(1)[0]}") == 1
     return {s.name for family in text_string_to_metric_families(text) for s in family.samples}
 
 
@@ -112,9 +135,9 @@ def test_healthcheck_passes_on_a_ready_gateway(torchserve: Any, tmp_path: Path) 
     assert _run_healthcheck(f"{gw.url}/v2/health/ready") == 1, "a stopped gateway is unhealthy"
 
 
-def _run_healthcheck(url: str) -> int:
+def _run_healthcheck(*urls: str) -> int:
     return subprocess.run(
-        [sys.executable, str(HEALTHCHECK), url], check=False, capture_output=True
+        [sys.executable, str(HEALTHCHECK), *urls], check=False, capture_output=True
     ).returncode
 
 

@@ -164,12 +164,12 @@ def test_read_only_config_is_a_clear_409_and_nothing_changes(
     # the write fails the way the OS fails it there: EROFS from the atomic write.
     import errno
 
-    from gateway.admin import api
+    from gateway.admin import changes
 
     def read_only(path: Path, data: bytes) -> None:
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
 
-    monkeypatch.setattr(api, "atomic_write", read_only)
+    monkeypatch.setattr(changes, "atomic_write", read_only)
     before = mlp_config.read_text()
     with run_gateway(mlp_config) as gw, gw.admin() as a:
         version = a.get("/admin/routes/mlp", headers=gw.auth).headers["etag"]

@@ -6,11 +6,12 @@ import re
 import shutil
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import ConsoleMessage, sync_playwright
 
-from tests.gateway.support import fire, run_gateway
+from tests.gateway.support import fire, run_gateway, split_route, write_config
 
 pytestmark = pytest.mark.integration
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -54,3 +55,41 @@ def test_status_page_shows_routes_and_live_numbers(config_path: Path) -> None:
         assert cells[3] == "0.0"  # error rate
         browser.close()
     assert errors == []
+
+
+def test_status_page_shows_the_canary_analysis_and_its_last_checks(
+    backends: dict[str, Any], tmp_path: Path
+) -> None:
+    route = split_route(100, 0)
+    # No traffic: the analysis holds, then fails at its deadline and rolls back (threshold 1).
+    route["analysis"] = {
+        "canary": "canary",
+        "interval_s": 0.5,
+        "deadline_s": 1.0,
+        "threshold": 1,
+        "steps": [25, 100],
+        "checks": {"error_rate": {"max": 0.01}},
+    }
+    config = write_config(tmp_path / "gateway.yaml", backends, {"mlp": route})
+    with run_gateway(config) as gw, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page()
+        page.goto(gw.admin_url + "/")
+        box = page.locator("section[data-route='mlp'] .analysis")
+        box.wait_for()
+        assert "canary analysis: idle" in box.inner_text()
+        with gw.admin() as admin:
+            admin.post("/admin/canary/mlp/start", headers=gw.auth).raise_for_status()
+        page.wait_for_selector("section[data-route='mlp'] .analysis[data-phase='analysing']")
+        assert "step 1/2 (canary at 25%)" in box.inner_text()
+        page.wait_for_selector(
+            "section[data-route='mlp'] .analysis[data-phase='rolled_back']", timeout=30_000
+        )
+        text = box.inner_text()
+        assert "canary analysis: rolled back" in text
+        assert "failed checks 1/1" in text
+        assert "no verdict for 1s" in box.locator(".reason").inner_text()
+        requests = box.locator("tr[data-check='requests'] td")
+        assert requests.nth(0).inner_text() == "requests"
+        assert requests.nth(2).inner_text() == ">= 20"
+        browser.close()

@@ -12,6 +12,37 @@ function row(cells, header) {
   return tr;
 }
 
+function analysis(a) {
+  const box = document.createElement("div");
+  box.className = "analysis";
+  box.dataset.phase = a.phase;
+  const head = document.createElement("p");
+  const step = a.phase === "analysing" || a.phase === "paused"
+    ? ` · step ${a.step + 1}/${a.steps.length} (${a.canary} at ${a.weight}%)` : "";
+  head.textContent = `canary analysis: ${a.phase.replace("_", " ")}${step}` +
+    ` · failed checks ${a.failed_checks}/${a.threshold} · source ${a.source}` +
+    (a.running_here ? "" : " · runs in another replica");
+  if (a.phase === "rolled_back") head.classList.add("bad");
+  box.appendChild(head);
+  const reason = document.createElement("p");
+  reason.className = "reason muted";
+  reason.textContent = a.reason ? `${a.last_decision}: ${a.reason}` : "";
+  box.appendChild(reason);
+  if (a.last_checks && a.last_checks.length) {
+    const checks = document.createElement("table");
+    checks.appendChild(row(["check", "value", "bound", "result"], true));
+    for (const c of a.last_checks) {
+      const result = c.passed === true ? "pass" : c.passed === false ? "FAIL" : (c.detail || "no data");
+      const tr = row([c.name, c.value === null ? "–" : c.value.toPrecision(4), c.bound, result], false);
+      tr.dataset.check = c.name;
+      if (c.passed === false) tr.classList.add("bad");
+      checks.appendChild(tr);
+    }
+    box.appendChild(checks);
+  }
+  return box;
+}
+
 function render(status) {
   document.getElementById("version").textContent = status.version;
   document.getElementById("updated").textContent = new Date().toLocaleTimeString();
@@ -24,15 +55,17 @@ function render(status) {
     title.textContent = route.name + (route.shadow ? ` (shadow ${route.shadow.percent}% to ${route.shadow.variant})` : "");
     section.appendChild(title);
     const table = document.createElement("table");
-    table.appendChild(row(["variant", "weight %", "req/s", "errors %", "p50 ms", "p99 ms", "total"], true));
+    table.appendChild(row(["variant", "weight %", "req/s", "errors %", "p50 ms", "p99 ms", "total", "rotation"], true));
     for (const v of route.variants) {
+      const rotation = v.ejected_s === null || v.ejected_s === undefined ? "in" : `ejected (${v.ejected_s.toFixed(0)} s left)`;
       const tr = row([v.name, String(v.weight), fmt(v.rate, 1), fmt(v.error_rate * 100, 1),
-                      fmt(v.p50_ms, 1), fmt(v.p99_ms, 1), String(v.total)], false);
+                      fmt(v.p50_ms, 1), fmt(v.p99_ms, 1), String(v.total), rotation], false);
       tr.dataset.variant = v.name;
-      if (v.error_rate > 0) tr.classList.add("bad");
+      if (v.error_rate > 0 || rotation !== "in") tr.classList.add("bad");
       table.appendChild(tr);
     }
     section.appendChild(table);
+    if (route.analysis) section.appendChild(analysis(route.analysis));
     root.appendChild(section);
   }
 }

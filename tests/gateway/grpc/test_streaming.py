@@ -52,7 +52,11 @@ def test_stream_predictions2_in_order_with_in_band_errors(config_path: Path) -> 
     assert [a.sequence_id for a in answers] == ["s0", "s1", "s2", "s3"]
     assert answers[1].status.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     assert answers[1].status.message and not answers[1].prediction
-    good = [json.loads(a.prediction) for a in answers if not a.HasField("status")]
-    assert good == [json.loads(s.prediction) for s in singles]
+    good = [json.loads(a.prediction)["outputs"] for a in answers if not a.HasField("status")]
+    expected = [json.loads(s.prediction)["outputs"] for s in singles]
+    # The stream may land on the ONNX canary: equal to TorchScript within float tolerance.
+    assert len(good) == len(expected)
+    for got, want in zip(good, expected, strict=True):
+        assert got == [pytest.approx(row, abs=1e-5) for row in want]
     assert variant in {"stable", "canary"}
     assert served == 3 + (3 if variant == "stable" else 0)  # the whole stream on one variant

@@ -1,0 +1,401 @@
+"""The canary analysis loop and the operator's actions on it.
+
+Each ``interval_s`` of an analysing route is judged (``checks.judge``):
+
+    pass    advance one step (the canary's weight rises to the next step); after the last
+            step, promote: the stable variant takes the canary's model at 100%
+    fail    one more failed check; at ``threshold`` roll back: canary to 0%, phase rolled_back
+    nodata  hold; once nothing could be judged for ``deadline_s`` it counts as a failed check
+
+Decisions change weights through ``apply_change``, the admin API's own path (validated,
+written atomically, audited with who = ``canary-analysis``). The status (phase, step, failed
+checks, last checks, reason) is persisted before the weights it implies, so a restart resumes
+at the recorded step and re-applies that step's weight if the config had not caught up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+from gateway.admin.changes import Change, apply_change
+from gateway.admin.persist import with_promotion, with_weights
+from gateway.canary.checks import Subject, Verdict, judge
+from gateway.canary.sources import MetricSource, make_source
+from gateway.canary.spec import Analysis
+from gateway.canary.status import ACTIVE, RouteStatus, StatusStore, now_iso
+from gateway.config import Route
+from gateway.errors import AnalysisRunning, ConfigReadOnly, GatewayError, ModelNotFound
+from gateway.state import Gateway
+
+log = logging.getLogger(__name__)
+ANALYSIS = "canary-analysis"
+TICK_S = 0.1
+
+
+class CanaryController:
+    def __init__(
+        self,
+        gw: Gateway,
+        store: StatusStore,
+        *,
+        enabled: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.gw = gw
+        self.store = store
+        self.enabled = enabled
+        self.clock = clock
+        self._sources: dict[str, tuple[object, MetricSource]] = {}
+        self._interval_start: dict[str, float] = {}
+        self._waiting_since: dict[str, float] = {}
+
+    # --- queries -------------------------------------------------------------------------
+
+    def holds_weights(self, route: str) -> bool:
+        return self.store.get(route).phase == "analysing"
+
+    def status(self, route: str) -> RouteStatus:
+        return self.store.get(route)
+
+    # --- the loop --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        await self._reconcile()
+        while True:
+            self._export_phases()
+            for name in [n for n, s in self.store.routes.items() if s.phase == "analysing"]:
+                try:
+                    await self.tick(name)
+                except GatewayError as exc:  # e.g. the config cannot be written here
+                    await self._halt(name, exc.message)
+                except Exception:  # one route's trouble must not stop the others
+                    log.exception("canary analysis of %s failed this tick", name)
+            await asyncio.sleep(TICK_S)
+
+    async def aclose(self) -> None:
+        for _, source in self._sources.values():
+            await source.aclose()
+
+    async def _halt(self, name: str, why: str) -> None:
+        log.error("%s: canary analysis paused: %s", name, why)
+        async with self.gw.admin_lock:
+            status = self.store.get(name)
+            with contextlib.suppress(GatewayError):
+                self._put(
+                    name,
+                    status.model_copy(
+                        update={
+                            "phase": "paused",
+                            "last_decision": "pause",
+                            "reason": f"paused: {why}",
+                            "updated_at": now_iso(),
+                        }
+                    ),
+                )
+
+    async def _reconcile(self) -> None:
+        """After a restart: re-apply a recorded step whose weight the config does not show."""
+        for name, status in list(self.store.routes.items()):
+            route = self.gw.table.loaded.config.routes.get(name)
+            if status.phase not in ACTIVE or route is None or route.analysis is None:
+                continue
+            current = route.variant(status.canary)
+            if current is not None and current.weight != status.weight:
+                log.warning(
+                    "%s: config has %s at %d%%, the analysis recorded %d%%: re-applying",
+                    name,
+                    status.canary,
+                    current.weight,
+                    status.weight,
+                )
+                async with self.gw.admin_lock:
+                    self._set_canary_weight(
+                        name, route, status.weight, action="canary_resume", who=ANALYSIS
+                    )
+            log.info(
+                "%s: canary analysis resumes at step %d (%d%%)", name, status.step, status.weight
+            )
+
+    async def tick(self, name: str) -> None:
+        """Judge `name` once its interval is over (the loop calls this every `TICK_S`)."""
+        route = self.gw.table.loaded.config.routes.get(name)
+        if route is None or route.analysis is None:
+            return  # the route or its analysis left the config: hold until it is back
+        analysis = route.analysis
+        source = self._source(name, analysis)
+        now = self.clock()
+        if name not in self._interval_start:
+            self._begin(name, source, now, waiting=True)
+            return
+        if now - self._interval_start[name] < analysis.interval_s:
+            return
+        stable = route.stable
+        verdict = await judge(
+            analysis, source, Subject(name, analysis.canary, stable.name, stable.weight)
+        )
+        self._begin(name, source, self.clock(), waiting=verdict.kind != "nodata")
+        for check in verdict.checks:
+            if check.value is not None:
+                self.gw.metrics.canary_check_value.labels(name, check.name).set(check.value)
+        async with self.gw.admin_lock:
+            if self.store.get(name).phase == "analysing":  # an operator may have acted meanwhile
+                self._decide(name, route, analysis, verdict, now)
+
+    def _decide(
+        self, name: str, route: Route, analysis: Analysis, verdict: Verdict, now: float
+    ) -> None:
+        status = self.store.get(name)
+        update: dict[str, object] = {"last_checks": verdict.checks, "updated_at": now_iso()}
+        steps = analysis.weights()
+        if verdict.kind == "pass":
+            if status.step + 1 >= len(steps):
+                self._promote(name, route, status.canary, ANALYSIS, "every step passed")
+                return
+            step = status.step + 1
+            self._count(name, "advance")
+            self._put(
+                name,
+                status.model_copy(
+                    update={
+                        **update,
+                        "step": step,
+                        "weight": steps[step],
+                        "last_decision": "advance",
+                        "reason": verdict.reason,
+                    }
+                ),
+            )
+            self._set_canary_weight(
+                name,
+                route,
+                steps[step],
+                action="canary_advance",
+                who=ANALYSIS,
+                reason=f"step {step + 1}/{len(steps)}: {verdict.reason}",
+            )
+            return
+        if verdict.kind == "nodata" and now - self._waiting_since[name] < analysis.deadline:
+            self._count(name, "hold")
+            self._put(
+                name,
+                status.model_copy(
+                    update={
+                        **update,
+                        "last_decision": "hold",
+                        "reason": f"waiting for data: {verdict.reason}",
+                    }
+                ),
+            )
+            return
+        reason = verdict.reason
+        if verdict.kind == "nodata":
+            reason = f"no verdict for {analysis.deadline:g}s: {verdict.reason}"
+            self._waiting_since[name] = now
+        failed = status.failed_checks + 1
+        self._count(name, "fail")
+        if failed >= analysis.threshold:
+            status = status.model_copy(update={**update, "failed_checks": failed})
+            self._rollback(name, route, status, ANALYSIS, f"{failed} failed checks; last: {reason}")
+            return
+        self._put(
+            name,
+            status.model_copy(
+                update={
+                    **update,
+                    "failed_checks": failed,
+                    "last_decision": "fail",
+                    "reason": reason,
+                }
+            ),
+        )
+
+    # --- operator actions (the admin API calls these holding gw.admin_lock) -----------------
+
+    def start(self, name: str, who: str) -> RouteStatus:
+        route, analysis = self._analysed(name)
+        current = self.store.get(name)
+        if current.phase in ACTIVE:
+            raise AnalysisRunning(f"{name} is {current.phase} already; abort it to start over")
+        weight = analysis.weights()[0]
+        self._put(
+            name,
+            RouteStatus(
+                phase="analysing",
+                canary=analysis.canary,
+                step=0,
+                weight=weight,
+                last_decision="start",
+                reason=f"started by {who}",
+                started_at=now_iso(),
+            ),
+        )
+        try:
+            self._set_canary_weight(name, route, weight, action="canary_start", who=who)
+        except GatewayError:
+            self._put(name, current)  # nothing started: the config could not take the weight
+            raise
+        self._interval_start.pop(name, None)
+        return self.store.get(name)
+
+    def pause(self, name: str, who: str) -> RouteStatus:
+        current = self._in_phase(name, ("analysing",), "pause")
+        self._put(
+            name,
+            current.model_copy(
+                update={
+                    "phase": "paused",
+                    "last_decision": "pause",
+                    "reason": f"paused by {who}",
+                    "updated_at": now_iso(),
+                }
+            ),
+        )
+        return self.store.get(name)
+
+    def resume(self, name: str, who: str) -> RouteStatus:
+        route, _ = self._analysed(name)
+        current = self._in_phase(name, ("paused",), "resume")
+        self._put(
+            name,
+            current.model_copy(
+                update={
+                    "phase": "analysing",
+                    "last_decision": "resume",
+                    "reason": f"resumed by {who}",
+                    "updated_at": now_iso(),
+                }
+            ),
+        )
+        variant = route.variant(current.canary)
+        if variant is not None and variant.weight != current.weight:
+            self._set_canary_weight(name, route, current.weight, action="canary_resume", who=who)
+        self._interval_start.pop(name, None)
+        return self.store.get(name)
+
+    def promote(self, name: str, who: str) -> RouteStatus:
+        route, _ = self._analysed(name)
+        current = self._in_phase(name, ACTIVE, "promote")
+        self._promote(name, route, current.canary, who, f"promoted by {who}")
+        return self.store.get(name)
+
+    def abort(self, name: str, who: str) -> RouteStatus:
+        route, _ = self._analysed(name)
+        current = self._in_phase(name, ACTIVE, "abort")
+        self._rollback(name, route, current, who, f"aborted by {who}")
+        return self.store.get(name)
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _promote(self, name: str, route: Route, canary: str, who: str, reason: str) -> None:
+        status = self.store.get(name)
+        self._count(name, "promote")
+        self._put(
+            name,
+            status.model_copy(
+                update={
+                    "phase": "promoted",
+                    "weight": 0,
+                    "last_decision": "promote",
+                    "reason": reason,
+                    "updated_at": now_iso(),
+                }
+            ),
+        )
+        change = Change(route=name, action="canary_promote", who=who, reason=reason)
+        apply_change(self.gw, change, lambda raw, config: with_promotion(raw, name, config, canary))
+        log.info("%s: canary %s promoted (%s)", name, canary, reason)
+
+    def _rollback(
+        self, name: str, route: Route, status: RouteStatus, who: str, reason: str
+    ) -> None:
+        self._count(name, "rollback")
+        self._put(
+            name,
+            status.model_copy(
+                update={
+                    "phase": "rolled_back",
+                    "weight": 0,
+                    "last_decision": "rollback",
+                    "reason": reason,
+                    "updated_at": now_iso(),
+                }
+            ),
+        )
+        self._set_canary_weight(name, route, 0, action="canary_rollback", who=who, reason=reason)
+        log.warning("%s: canary %s rolled back: %s", name, status.canary, reason)
+
+    def _set_canary_weight(
+        self, name: str, route: Route, weight: int, *, action: str, who: str, reason: str = ""
+    ) -> None:
+        canary = self.store.get(name).canary
+        others = {
+            v.name: v.weight for v in route.variants if v.name not in (route.stable.name, canary)
+        }
+        weights = {**others, canary: weight, route.stable.name: 100 - sum(others.values()) - weight}
+        change = Change(route=name, action=action, who=who, reason=reason)
+        apply_change(self.gw, change, lambda raw, _config: with_weights(raw, name, weights))
+
+    def _analysed(self, name: str) -> tuple[Route, Analysis]:
+        route = self.gw.table.loaded.config.routes.get(name)
+        if route is None:
+            raise ModelNotFound(f"route not found: {name}")
+        if route.analysis is None:
+            raise AnalysisRunning(f"route {name} has no `analysis` block in gateway.yaml")
+        if not self.enabled:
+            raise AnalysisRunning(
+                "canary analysis is off in this gateway (SERVEGATE_GATEWAY_CANARY_ANALYSIS="
+                "false); act on the replica that runs it"
+            )
+        return route, route.analysis
+
+    def _in_phase(self, name: str, phases: tuple[str, ...], action: str) -> RouteStatus:
+        self._analysed(name)
+        current = self.store.get(name)
+        if current.phase not in phases:
+            raise AnalysisRunning(f"cannot {action} {name}: it is {current.phase}")
+        return current
+
+    def _source(self, name: str, analysis: Analysis) -> MetricSource:
+        key = (analysis.metrics, analysis.interval_s)
+        cached = self._sources.get(name)
+        if cached is None or cached[0] != key:
+            if cached is not None:
+                asyncio.get_running_loop().create_task(cached[1].aclose())
+            source = make_source(self.gw.metrics, analysis.metrics.prometheus, analysis.interval_s)
+            self._sources[name] = (key, source)
+            self._interval_start.pop(name, None)
+        return self._sources[name][1]
+
+    def _begin(self, name: str, source: MetricSource, now: float, *, waiting: bool) -> None:
+        source.begin(name)
+        self._interval_start[name] = now
+        if waiting or name not in self._waiting_since:
+            self._waiting_since[name] = now
+
+    def _put(self, name: str, status: RouteStatus) -> None:
+        try:
+            self.store.put(name, status)
+        except OSError as exc:
+            raise ConfigReadOnly(
+                f"cannot write the canary status {self.store.path.name} ({exc.strerror}); "
+                "canary analysis needs a writable config directory"
+            ) from None
+        self._export(name, status)
+
+    def _export(self, name: str, status: RouteStatus) -> None:
+        m = self.gw.metrics
+        m.set_phase(name, status.phase)
+        m.canary_step.labels(name).set(status.step)
+        m.canary_failed_checks.labels(name).set(status.failed_checks)
+
+    def _export_phases(self) -> None:
+        for name, route in self.gw.table.loaded.config.routes.items():
+            if route.analysis is not None:
+                self._export(name, self.store.get(name))
+
+    def _count(self, name: str, decision: str) -> None:
+        self.gw.metrics.canary_decisions.labels(name, decision).inc()

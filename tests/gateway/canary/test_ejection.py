@@ -1,0 +1,78 @@
+"""Outlier ejection against a real TorchServe and a backend that refuses connections."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import free_ports
+from tests.gateway.support import fire, run_gateway, variant, wait_for, write_config
+
+pytestmark = pytest.mark.integration
+EJECT = {"consecutive_failures": 3, "backoff_s": 2.0}
+
+
+def _down() -> dict[str, Any]:
+    return {"kind": "torchserve", "inference_url": f"http://127.0.0.1:{free_ports(1)[0]}"}
+
+
+def _ejected(admin_url: str, route: str) -> dict[str, float | None]:
+    routes = httpx.get(f"{admin_url}/status.json", timeout=10).json()["routes"]
+    found = next(r for r in routes if r["name"] == route)
+    return {v["name"]: v["ejected_s"] for v in found["variants"]}
+
+
+def test_refusing_backend_is_ejected_and_readmitted(
+    tmp_path: Path, canary_backends: dict[str, Any]
+) -> None:
+    backends = {**canary_backends, "down": _down()}
+    route = {
+        "variants": [variant("stable", "mlp_stable", 50), variant("broken", "mlp", 50, "down")],
+        "outlier_ejection": EJECT,
+    }
+    config = write_config(tmp_path / "gateway.yaml", backends, {"mlp": route})
+    with run_gateway(config) as gw:
+        url = f"{gw.url}/predictions/mlp"
+        first = fire(url, 60, concurrency=1)
+        # Three refusals in a row eject `broken`; from then on stable takes its share.
+        failures = [i for i, (code, _) in enumerate(first) if code != 200]
+        assert len(failures) == 3, first
+        assert all(ans == (200, "stable") for ans in first[failures[-1] + 1 :])
+        assert all(ans == (503, "broken") for ans in (first[i] for i in failures))
+        assert gw.metric("servegate_outlier_ejections_total", route="mlp", variant="broken") == 1
+        assert gw.metric("servegate_variant_ejected", route="mlp", variant="broken") == 1
+        left = _ejected(gw.admin_url, "mlp")["broken"]
+        assert left is not None and 0 < left <= EJECT["backoff_s"]
+        # After the back-off it is back in rotation (and, still refusing, ejected again).
+        time.sleep(EJECT["backoff_s"])
+        wait_for(lambda: _ejected(gw.admin_url, "mlp")["broken"] is None, "readmission")
+        assert gw.metric("servegate_variant_ejected", route="mlp", variant="broken") == 0
+        again = fire(url, 60, concurrency=1)
+        assert (503, "broken") in again
+        assert gw.metric("servegate_outlier_ejections_total", route="mlp", variant="broken") == 2
+
+
+def test_the_last_variant_in_rotation_is_never_ejected(
+    tmp_path: Path, canary_backends: dict[str, Any]
+) -> None:
+    backends = {**canary_backends, "down1": _down(), "down2": _down()}
+    route = {
+        "variants": [variant("a", "mlp", 50, "down1"), variant("b", "mlp", 50, "down2")],
+        "outlier_ejection": EJECT,
+    }
+    config = write_config(tmp_path / "gateway.yaml", backends, {"mlp": route})
+    with run_gateway(config) as gw:
+        answers = fire(f"{gw.url}/predictions/mlp", 40, concurrency=1)
+        ejected = {
+            name: gw.metric("servegate_variant_ejected", route="mlp", variant=name)
+            for name in ("a", "b")
+        }
+    # One of them went out; the other kept answering (503, in the protocol's shape), never both.
+    assert sorted(ejected.values()) == [0.0, 1.0]
+    kept = next(name for name, value in ejected.items() if value == 0)
+    assert all(code == 503 for code, _ in answers)
+    assert answers[-10:] == [(503, kept)] * 10

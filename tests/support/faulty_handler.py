@@ -1,0 +1,67 @@
+"""A TorchServe handler for canary tests: servegate's own handler with faults injected after it,
+read from ``faults.json`` in the archive:
+
+    error_share   share of requests answered 500 (drawn per request)
+    delay_ms      extra latency, once per batch
+    cosine        perturb every output row to this cosine similarity with the true row
+
+Packaged by ``tests.gateway.canary.support.faulty_archive``; runs in a real TorchServe worker.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from handlers import servegate_handler
+
+_faults: dict[str, float] | None = None
+
+
+def handle(data: list[dict[str, Any]] | None, context: Any) -> list[bytes] | None:
+    global _faults
+    if _faults is None:
+        model_dir = Path(context.system_properties["model_dir"])
+        _faults = json.loads((model_dir / "faults.json").read_text())
+    answers = servegate_handler.handle(data, context)
+    if data is None or answers is None:
+        return answers
+    if _faults.get("delay_ms"):
+        time.sleep(_faults["delay_ms"] / 1000)
+    out: list[bytes] = []
+    for idx, answer in enumerate(answers):
+        if random.random() < _faults.get("error_share", 0.0):
+            context.set_response_status(500, "injected failure", idx)
+            failure = {"code": 500, "type": "InternalServerError", "message": "injected failure"}
+            out.append(json.dumps(failure).encode())
+        elif "cosine" in _faults:
+            out.append(_perturbed(answer, _faults["cosine"]))
+        else:
+            out.append(answer)
+    return out
+
+
+def _perturbed(answer: bytes, cosine: float) -> bytes:
+    body = json.loads(answer)
+    if not isinstance(body, dict) or "outputs" not in body:
+        return answer  # an error answer: leave it alone
+    body["outputs"] = [_rotate(row, cosine) for row in body["outputs"]]
+    return json.dumps(body).encode()
+
+
+def _rotate(row: list[float], cosine: float) -> list[float]:
+    """``row`` plus a random orthogonal part, so that cos(row, result) == ``cosine``."""
+    noise = [random.gauss(0.0, 1.0) for _ in row]
+    norm2 = sum(x * x for x in row) or 1.0
+    along = sum(n * x for n, x in zip(noise, row, strict=True)) / norm2
+    ortho = [n - along * x for n, x in zip(noise, row, strict=True)]
+    scale = (
+        math.sqrt(norm2)
+        * math.tan(math.acos(cosine))
+        / (math.sqrt(sum(o * o for o in ortho)) or 1.0)
+    )
+    return [x + scale * o for x, o in zip(row, ortho, strict=True)]
