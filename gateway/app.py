@@ -67,7 +67,7 @@ def create_admin_app(gw: Gateway, token: str | None) -> FastAPI:
 
     @app.get("/metrics")
     async def metrics() -> Response:
-        return Response(generate_latest(gw.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(gw.metrics.exposition()), media_type=CONTENT_TYPE_LATEST)
 
     async def gateway_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, GatewayError)

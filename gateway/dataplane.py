@@ -101,7 +101,6 @@ def observe(
 ) -> None:
     gw.metrics.requests.labels(*labels, protocol, str(status)).inc()
     gw.metrics.latency.labels(*labels, protocol).observe(latency_s)
-    gw.stats.observe(*labels, latency_s, status >= 500)
 
 
 def count_refusal(

@@ -4,15 +4,25 @@ Label values come only from config (route, variant, backend names) or from fixed
 codes the gateway produces, error kinds, reload results). A request for an unknown model is
 counted under route ``_unknown``; one that fails before a variant is chosen under ``_none``.
 Per-request series carry ``protocol`` (``rest`` or ``grpc``): one series set for both.
+
+A gateway with several worker processes runs prometheus_client in multi-process mode
+(``PROMETHEUS_MULTIPROC_DIR``): every process writes its series to files there and ``/metrics``
+sums them (``exposition``). Series derived from state rather than events (weights, config
+version, canary phase) are computed at scrape time by collectors, never stored, so none lingers.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Iterable, Iterator
 from typing import Literal, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Metric, values
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
-from gateway.config import GatewayConfig
+from gateway.config import GatewayConfig, LoadedConfig
 
 UNKNOWN_ROUTE = "_unknown"
 NO_VARIANT = "_none"
@@ -127,7 +137,11 @@ class GatewayMetrics:
             registry=r,
         )
         self.in_flight = _Gauge(
-            "servegate_in_flight_requests", "Requests in progress", RV, registry=r
+            "servegate_in_flight_requests",
+            "Requests in progress",
+            RV,
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.shadow_requests = Counter(
             "servegate_shadow_requests", "Requests copied to a shadow variant", RV, registry=r
@@ -137,9 +151,6 @@ class GatewayMetrics:
             "Shadow requests that failed (never surfaced)",
             [*RV, "kind"],
             registry=r,
-        )
-        self.weights = Gauge(
-            "servegate_route_weight", "Current variant weight (percent)", RV, registry=r
         )
         self.reloads = Counter(
             "servegate_config_reloads",
@@ -179,29 +190,11 @@ class GatewayMetrics:
             registry=r,
         )
         self.ejected = Gauge(
-            "servegate_variant_ejected", "1 while a variant is out of rotation", RV, registry=r
-        )
-        self.canary_phase = Gauge(
-            "servegate_canary_phase",
-            "Canary analysis phase per route (1 for the current phase): "
-            + ", ".join(CANARY_PHASES),
-            ["route", "phase"],
+            "servegate_variant_ejected",
+            "1 while a variant is out of rotation (in any worker process)",
+            RV,
             registry=r,
-        )
-        self.canary_step = Gauge(
-            "servegate_canary_step", "Current analysis step (0-based)", ["route"], registry=r
-        )
-        self.canary_failed_checks = Gauge(
-            "servegate_canary_failed_checks",
-            "Failed analysis intervals so far (rollback at the threshold)",
-            ["route"],
-            registry=r,
-        )
-        self.canary_check_value = Gauge(
-            "servegate_canary_check_value",
-            "Last measured value of each analysis check",
-            ["route", "check"],
-            registry=r,
+            multiprocess_mode="livemax",
         )
         self.canary_decisions = Counter(
             "servegate_canary_decisions",
@@ -209,26 +202,69 @@ class GatewayMetrics:
             ["route", "decision"],
             registry=r,
         )
-        self.config_info = Gauge(
-            "servegate_config_version_info",
-            "The config version serving now",
-            ["version"],
-            registry=r,
-        )
+        self._extra: list[Collector] = []
+        self._merged: CollectorRegistry | None = None
 
-    def apply_config(self, config: GatewayConfig, version: str) -> None:
-        """Reset the per-config gauges to a new table (old routes disappear from them)."""
-        self.weights.clear()
+    def apply_config(self, config: GatewayConfig) -> None:
         for route_name, route in config.routes.items():
-            for v in route.variants:
-                self.weights.labels(route_name, v.name).set(v.weight)
             if route.shadow is not None and route.shadow.compare is not None:
                 # Present at 0 from the start: "no mismatch yet" is a real zero, and rate()
                 # sees the first one.
                 self.divergence_mismatches.labels(route_name, route.shadow.variant)
-        self.config_info.clear()
-        self.config_info.labels(version).set(1)
 
-    def set_phase(self, route: str, phase: str) -> None:
-        for name in CANARY_PHASES:
-            self.canary_phase.labels(route, name).set(1 if name == phase else 0)
+    def add_collector(self, collector: Collector) -> None:
+        """A collector computed at scrape time in this process (config, canary, backends)."""
+        self._extra.append(collector)
+        self.registry.register(collector)
+
+    @property
+    def multiprocess(self) -> bool:
+        return multiprocess_dir() is not None
+
+    def families(self) -> Iterable[Metric]:
+        """The request series of every worker process (for windows over them)."""
+        if self.multiprocess:
+            return MultiProcessCollector(None).collect()  # type: ignore[no-untyped-call,no-any-return]
+        own = (self.requests, self.latency, self.divergence, self.divergence_mismatches)
+        return (family for metric in own for family in metric.collect())
+
+    def exposition(self) -> CollectorRegistry:
+        """What ``/metrics`` serves: in a multi-process gateway the series of every worker
+        (``MultiProcessCollector``) plus this process's scrape-time collectors."""
+        if not self.multiprocess:
+            return self.registry
+        if self._merged is None:
+            self._merged = CollectorRegistry()
+            MultiProcessCollector(self._merged)  # type: ignore[no-untyped-call]
+            for collector in self._extra:
+                self._merged.register(collector)
+        return self._merged
+
+
+class TableCollector(Collector):
+    """Weights and config version from the routing table serving now, computed at scrape time
+    (so a removed route or an old version never lingers, in one process or many)."""
+
+    def __init__(self, loaded: Callable[[], LoadedConfig]) -> None:
+        self.loaded = loaded
+
+    def collect(self) -> Iterator[Metric]:
+        loaded = self.loaded()
+        weights = GaugeMetricFamily(
+            "servegate_route_weight", "Current variant weight (percent)", labels=RV
+        )
+        for route_name, route in loaded.config.routes.items():
+            for v in route.variants:
+                weights.add_metric([route_name, v.name], v.weight)
+        yield weights
+        info = GaugeMetricFamily(
+            "servegate_config_version_info", "The config version serving now", labels=["version"]
+        )
+        info.add_metric([loaded.version], 1)
+        yield info
+
+
+def multiprocess_dir() -> str | None:
+    """``PROMETHEUS_MULTIPROC_DIR`` when prometheus_client really runs in multi-process mode."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    return path if path and values.ValueClass is not values.MutexValue else None

@@ -1,5 +1,9 @@
 """The gateway's live state: the routing table (swapped whole, never mutated), the shared HTTP
-client, metrics and rolling stats. One ``Gateway`` serves both listeners of a process."""
+client, metrics and windowed stats. One ``Gateway`` serves every listener of a process.
+
+In a multi-process gateway the primary process also owns what exists once: the admin listener,
+the status page's stats, backend scraping and canary analysis; worker processes only serve the
+data plane, each watching the config file for itself."""
 
 from __future__ import annotations
 
@@ -13,12 +17,12 @@ from typing import Protocol
 from gateway.backends import Backend, HttpPool, make_backend
 from gateway.config import LoadedConfig
 from gateway.ejection import OutlierDetector
-from gateway.metrics import GatewayMetrics
+from gateway.metrics import GatewayMetrics, TableCollector
 from gateway.reload import ConfigWatcher
 from gateway.scrape import ScrapedCollector
 from gateway.settings import GatewaySettings
 from gateway.shadow import ShadowSender
-from gateway.stats import RollingStats
+from gateway.stats import WindowStats
 
 log = logging.getLogger(__name__)
 
@@ -38,16 +42,21 @@ class CanaryControl(Protocol):
 
 
 class Gateway:
-    def __init__(self, settings: GatewaySettings, loaded: LoadedConfig) -> None:
+    def __init__(
+        self, settings: GatewaySettings, loaded: LoadedConfig, primary: bool = True
+    ) -> None:
         self.settings = settings
+        self.primary = primary
         self.metrics = GatewayMetrics()
-        self.stats = RollingStats()
+        self.stats = WindowStats(self.metrics.families)
         # One pooled client for every backend: connections are reused across tables.
         self.client = HttpPool()
         self.scraped = ScrapedCollector(lambda: self.table.loaded.config)
-        self.metrics.registry.register(self.scraped)
+        if primary:
+            self.metrics.add_collector(self.scraped)
+            self.metrics.add_collector(TableCollector(lambda: self.table.loaded))
         self.table = self._build(loaded)
-        self.metrics.apply_config(loaded.config, loaded.version)
+        self.metrics.apply_config(loaded.config)
         self.shadow = ShadowSender(self.metrics)
         self.outliers = OutlierDetector(self.metrics)
         self.canary: CanaryControl | None = None  # set by the server when analysis is wired
@@ -67,7 +76,7 @@ class Gateway:
     def apply(self, loaded: LoadedConfig) -> None:
         """Swap the whole routing table at once (a single reference assignment)."""
         self.table = self._build(loaded)
-        self.metrics.apply_config(loaded.config, loaded.version)
+        self.metrics.apply_config(loaded.config)
         log.info("routing table %s applied (%d routes)", loaded.version, len(loaded.config.routes))
 
     def current_version(self) -> str:
@@ -75,10 +84,12 @@ class Gateway:
 
     def reloaded(self, loaded: LoadedConfig) -> None:
         self.apply(loaded)
-        self.metrics.reloads.labels("applied").inc()
+        if self.primary:  # every process reloads the same file: count it once
+            self.metrics.reloads.labels("applied").inc()
 
     def reject(self, reason: str) -> None:
-        self.metrics.reloads.labels("rejected").inc()
+        if self.primary:
+            self.metrics.reloads.labels("rejected").inc()
         log.error("config change rejected, still serving %s: %s", self.table.loaded.version, reason)
 
     async def start(self) -> None:
@@ -86,7 +97,9 @@ class Gateway:
         if path is not None:
             watcher = ConfigWatcher(path, self.settings.reload_interval_s, self)
             self._tasks.append(asyncio.create_task(watcher.run(), name="config-watcher"))
-        self._tasks.append(asyncio.create_task(self._scrape_loop(), name="backend-scraper"))
+        if self.primary:
+            self._tasks.append(asyncio.create_task(self._scrape_loop(), name="backend-scraper"))
+            self._tasks.append(asyncio.create_task(self._stats_loop(), name="status-stats"))
 
     async def aclose(self) -> None:
         for task in self._tasks:
@@ -96,6 +109,11 @@ class Gateway:
                 await task
         await self.shadow.drain()
         await self.client.aclose()
+
+    async def _stats_loop(self) -> None:
+        while True:
+            self.stats.record()
+            await asyncio.sleep(1.0)
 
     async def _scrape_loop(self) -> None:
         while True:

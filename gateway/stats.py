@@ -1,21 +1,26 @@
-"""Rolling per-variant numbers for the status page: request rate, error rate, p50/p99.
+"""Per-variant numbers for the status page over the last ``WINDOW_S``: request rate, error rate,
+p50/p99 latency (from the latency histogram's buckets) and the total since start.
 
-Kept apart from Prometheus histograms because the page wants exact recent quantiles without a
-Prometheus server. Each observation is one deque append; reads prune to the window.
+``record`` keeps one snapshot of the gateway's series per second (``gateway.windows``), so the
+page shows every worker process's traffic and costs the request path nothing.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from prometheus_client import Metric
+
+from gateway.windows import Counts, NoData, Snapshot, take_snapshot
+
 WINDOW_S = 10.0
-MAX_SAMPLES = 20_000
 
 
 @dataclass(frozen=True)
-class Snapshot:
+class VariantStats:
     rate: float  # requests per second over the window
     error_rate: float  # fraction of those answered >= 500
     p50_ms: float | None
@@ -23,39 +28,43 @@ class Snapshot:
     total: int  # since start
 
 
-class RollingStats:
-    def __init__(self, window_s: float = WINDOW_S) -> None:
+class WindowStats:
+    def __init__(
+        self,
+        families: Callable[[], Iterable[Metric]],
+        window_s: float = WINDOW_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.families = families
         self.window_s = window_s
-        self._samples: dict[tuple[str, str], deque[tuple[float, float, bool]]] = {}
-        self._totals: dict[tuple[str, str], int] = {}
+        self.clock = clock
+        self._snapshots: deque[tuple[float, Snapshot]] = deque()
 
-    def observe(self, route: str, variant: str, latency_s: float, error: bool) -> None:
-        key = (route, variant)
-        samples = self._samples.get(key)
-        if samples is None:
-            samples = self._samples[key] = deque(maxlen=MAX_SAMPLES)
-        samples.append((time.monotonic(), latency_s, error))
-        self._totals[key] = self._totals.get(key, 0) + 1
+    def record(self) -> None:
+        now = self.clock()
+        self._snapshots.append((now, take_snapshot(self.families())))
+        while len(self._snapshots) > 2 and self._snapshots[1][0] <= now - self.window_s:
+            self._snapshots.popleft()
 
-    def snapshot(self, route: str, variant: str) -> Snapshot:
-        key = (route, variant)
-        samples = self._samples.get(key, deque())
-        horizon = time.monotonic() - self.window_s
-        while samples and samples[0][0] < horizon:
-            samples.popleft()
-        total = self._totals.get(key, 0)
-        if not samples:
-            return Snapshot(0.0, 0.0, None, None, total)
-        latencies = sorted(s[1] for s in samples)
-        errors = sum(1 for s in samples if s[2])
-        return Snapshot(
-            rate=len(samples) / self.window_s,
-            error_rate=errors / len(samples),
-            p50_ms=_quantile(latencies, 0.50) * 1000,
-            p99_ms=_quantile(latencies, 0.99) * 1000,
-            total=total,
+    def stats(self, route: str, variant: str) -> VariantStats:
+        if not self._snapshots:
+            return VariantStats(0.0, 0.0, None, None, 0)
+        (then_t, then), (now_t, now) = self._snapshots[0], self._snapshots[-1]
+        latest = now.get((route, variant), Counts())
+        window = latest.minus(then.get((route, variant), Counts()))
+        span = max(now_t - then_t, 1e-9)
+        if window.requests <= 0:
+            return VariantStats(0.0, 0.0, None, None, int(latest.requests))
+        p50: float | None
+        p99: float | None
+        try:
+            p50, p99 = window.quantile_ms(0.50), window.quantile_ms(0.99)
+        except NoData:
+            p50 = p99 = None
+        return VariantStats(
+            rate=window.requests / span,
+            error_rate=window.errors / window.requests,
+            p50_ms=p50,
+            p99_ms=p99,
+            total=int(latest.requests),
         )
-
-
-def _quantile(ordered: list[float], q: float) -> float:
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from servegate.torchserve.process import TorchServe
 from servegate.torchserve.settings import Ports, TorchServeSettings
 from tests.support.tsclient import TorchServeClient
 
-__all__ = ["free_ports", "fresh_ports"]
+__all__ = ["free_ports", "fresh_ports", "serving"]
 
 QUICK_TIMING = TimingPlan(warmup=1, min_runs=1, max_runs=1, budget_s=0.0)
 
@@ -62,8 +63,14 @@ def torchserve(
     model_store: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TorchServeClient]:
     """One real TorchServe serving every session archive."""
-    workdir = tmp_path_factory.mktemp("ts")
-    settings = TorchServeSettings(store=model_store, workdir=workdir, ports=fresh_ports())
+    with serving(model_store, tmp_path_factory.mktemp("ts")) as client:
+        yield client
+
+
+@contextmanager
+def serving(store: Path, workdir: Path) -> Iterator[TorchServeClient]:
+    """A real TorchServe on free ports serving every archive in ``store`` until exit."""
+    settings = TorchServeSettings(store=store, workdir=workdir, ports=fresh_ports())
     server = TorchServe(settings)
     server.start()
     try:

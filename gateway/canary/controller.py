@@ -24,6 +24,7 @@ from collections.abc import Callable
 from gateway.admin.changes import Change, apply_change
 from gateway.admin.persist import with_promotion, with_weights
 from gateway.canary.checks import Subject, Verdict, judge
+from gateway.canary.collector import CanaryCollector
 from gateway.canary.sources import MetricSource, make_source
 from gateway.canary.spec import Analysis
 from gateway.canary.status import ACTIVE, RouteStatus, StatusStore, now_iso
@@ -50,6 +51,7 @@ class CanaryController:
         self.enabled = enabled
         self.clock = clock
         self._sources: dict[str, tuple[object, MetricSource]] = {}
+        gw.metrics.add_collector(CanaryCollector(lambda: gw.table.loaded.config, self.status))
         self._interval_start: dict[str, float] = {}
         self._waiting_since: dict[str, float] = {}
 
@@ -66,7 +68,6 @@ class CanaryController:
     async def run(self) -> None:
         await self._reconcile()
         while True:
-            self._export_phases()
             for name in [n for n, s in self.store.routes.items() if s.phase == "analysing"]:
                 try:
                     await self.tick(name)
@@ -138,9 +139,6 @@ class CanaryController:
             analysis, source, Subject(name, analysis.canary, stable.name, stable.weight)
         )
         self._begin(name, source, self.clock(), waiting=verdict.kind != "nodata")
-        for check in verdict.checks:
-            if check.value is not None:
-                self.gw.metrics.canary_check_value.labels(name, check.name).set(check.value)
         async with self.gw.admin_lock:
             if self.store.get(name).phase == "analysing":  # an operator may have acted meanwhile
                 self._decide(name, route, analysis, verdict, now)
@@ -384,18 +382,6 @@ class CanaryController:
                 f"cannot write the canary status {self.store.path.name} ({exc.strerror}); "
                 "canary analysis needs a writable config directory"
             ) from None
-        self._export(name, status)
-
-    def _export(self, name: str, status: RouteStatus) -> None:
-        m = self.gw.metrics
-        m.set_phase(name, status.phase)
-        m.canary_step.labels(name).set(status.step)
-        m.canary_failed_checks.labels(name).set(status.failed_checks)
-
-    def _export_phases(self) -> None:
-        for name, route in self.gw.table.loaded.config.routes.items():
-            if route.analysis is not None:
-                self._export(name, self.store.get(name))
 
     def _count(self, name: str, decision: str) -> None:
         self.gw.metrics.canary_decisions.labels(name, decision).inc()

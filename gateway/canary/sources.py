@@ -9,9 +9,10 @@ Both answer the same questions about one variant of one route over the current i
     divergence_samples     how many comparisons that mean is over
     divergence_mismatches  shadow answers of another shape than the served answer
 
-``GatewaySource`` (one replica) diffs the live counters against a snapshot taken when the
-interval began. ``PromSource`` (several replicas) runs one PromQL query per question over the
-interval's window; a query may be replaced per check in the config. Following Flagger, "no
+``GatewaySource`` (one replica, all its worker processes) diffs the live series against a
+snapshot taken when the interval began (``gateway.windows``). ``PromSource`` (several
+replicas) runs one PromQL query per question over the interval's window; a query may be
+replaced per check in the config. Following Flagger, "no
 data" (an empty result or NaN) raises ``NoData``: it is never read as a healthy zero.
 """
 
@@ -20,17 +21,23 @@ from __future__ import annotations
 import math
 import string
 from abc import ABC, abstractmethod
-from collections import defaultdict
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Literal
 
 import httpx
-from prometheus_client.metrics import MetricWrapperBase
-from prometheus_client.samples import Sample
 
 from gateway.canary.spec import PrometheusSource
 from gateway.metrics import GatewayMetrics
+from gateway.windows import Counts, NoData, Snapshot, take_snapshot
+
+__all__ = [
+    "GatewaySource",
+    "MetricSource",
+    "NoData",
+    "PromSource",
+    "Question",
+    "SourceError",
+    "make_source",
+]
 
 Question = Literal[
     "requests",
@@ -40,10 +47,6 @@ Question = Literal[
     "divergence_samples",
     "divergence_mismatches",
 ]
-
-
-class NoData(Exception):
-    """The source has no data for this question (yet): the interval cannot be judged."""
 
 
 class SourceError(NoData):
@@ -64,94 +67,37 @@ class MetricSource(ABC):
         pass
 
 
-@dataclass
-class _Counts:
-    requests: float = 0.0
-    errors: float = 0.0
-    buckets: dict[float, float] = field(default_factory=lambda: defaultdict(float))
-    div_sum: float = 0.0
-    div_count: float = 0.0
-    mismatches: float = 0.0
-
-
-Snapshot = dict[tuple[str, str], _Counts]
-
-
 class GatewaySource(MetricSource):
+    """This gateway's own series (every worker process), diffed against the interval's start."""
+
     def __init__(self, metrics: GatewayMetrics) -> None:
         self.metrics = metrics
         self._start: dict[str, Snapshot] = {}
 
     def begin(self, route: str) -> None:
-        self._start[route] = self._snapshot()
+        self._start[route] = take_snapshot(self.metrics.families())
 
     async def value(
         self, question: Question, route: str, variant: str, query: str | None = None
     ) -> float:
-        now = self._snapshot().get((route, variant), _Counts())
-        then = self._start.get(route, {}).get((route, variant), _Counts())
+        key = (route, variant)
+        now = take_snapshot(self.metrics.families()).get(key, Counts())
+        got = now.minus(self._start.get(route, {}).get(key, Counts()))
         if question == "requests":
-            return now.requests - then.requests
+            return got.requests
         if question == "divergence_samples":
-            return now.div_count - then.div_count
+            return got.div_count
         if question == "divergence_mismatches":
-            return now.mismatches - then.mismatches
+            return got.mismatches
         if question == "divergence":
-            count = now.div_count - then.div_count
-            if count <= 0:
+            if got.div_count <= 0:
                 raise NoData("no shadow comparisons in this interval")
-            return (now.div_sum - then.div_sum) / count
-        requests = now.requests - then.requests
-        if requests <= 0:
+            return got.div_sum / got.div_count
+        if got.requests <= 0:
             raise NoData(f"no requests to {variant} in this interval")
         if question == "error_rate":
-            return (now.errors - then.errors) / requests
-        deltas = {le: now.buckets[le] - then.buckets.get(le, 0.0) for le in now.buckets}
-        return bucket_quantile(0.99, deltas) * 1000
-
-    def _snapshot(self) -> Snapshot:
-        counts: Snapshot = defaultdict(_Counts)
-        m = self.metrics
-        for s in _samples(m.requests, "_total"):
-            c = counts[(s.labels["route"], s.labels["variant"])]
-            c.requests += s.value
-            if s.labels["code"].startswith("5"):
-                c.errors += s.value
-        for s in _samples(m.latency, "_bucket"):
-            counts[(s.labels["route"], s.labels["variant"])].buckets[float(s.labels["le"])] += (
-                s.value
-            )
-        for s in _samples(m.divergence, "_sum"):
-            counts[(s.labels["route"], s.labels["variant"])].div_sum += s.value
-        for s in _samples(m.divergence, "_count"):
-            counts[(s.labels["route"], s.labels["variant"])].div_count += s.value
-        for s in _samples(m.divergence_mismatches, "_total"):
-            counts[(s.labels["route"], s.labels["variant"])].mismatches += s.value
-        return counts
-
-
-def _samples(metric: MetricWrapperBase, suffix: str) -> Iterator[Sample]:
-    for family in metric.collect():
-        yield from (s for s in family.samples if s.name.endswith(suffix))
-
-
-def bucket_quantile(q: float, cumulative: dict[float, float]) -> float:
-    """Prometheus' ``histogram_quantile`` on cumulative bucket counts keyed by upper bound."""
-    bounds = sorted(cumulative)
-    total = cumulative.get(math.inf, 0.0)
-    if total <= 0:
-        raise NoData("no latency observations in this interval")
-    rank = q * total
-    lower, below = 0.0, 0.0
-    for bound in bounds:
-        count = cumulative[bound]
-        if count >= rank:
-            if math.isinf(bound):
-                return lower  # beyond the last finite bucket: its bound is all we know
-            inside = count - below
-            return lower + (bound - lower) * ((rank - below) / inside if inside else 1.0)
-        lower, below = bound, count
-    return lower
+            return got.errors / got.requests
+        return got.quantile_ms(0.99)
 
 
 _SELECT = '{route="$route",variant="$variant"}'

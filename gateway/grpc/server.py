@@ -33,13 +33,15 @@ SERVICES = (TORCHSERVE, OIP)
 
 
 class GrpcServer:
-    def __init__(self, gw: Gateway, settings: GatewaySettings) -> None:
+    def __init__(self, gw: Gateway, settings: GatewaySettings, *, shared: bool = False) -> None:
+        """``shared``: several worker processes listen on the port (SO_REUSEPORT); otherwise a
+        port in use fails loudly instead of being shared."""
         limit = settings.max_body_bytes
         self.server: Any = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", -1),
-                ("grpc.so_reuseport", 0),  # a port in use must fail loudly, not be shared
+                ("grpc.so_reuseport", 1 if shared else 0),
             ]
         )
         inference_pb2_grpc.add_InferenceAPIsServiceServicer_to_server(

@@ -43,7 +43,7 @@ async def status(request: Request) -> JSONResponse:
     for name, route in loaded.config.routes.items():
         variants = []
         for v in route.variants:
-            snap = gw.stats.snapshot(name, v.name)
+            snap = gw.stats.stats(name, v.name)
             variants.append(
                 {
                     "name": v.name,

@@ -5,12 +5,16 @@ with the token from ``.servegate/admin_token`` (``servegate canary ...`` lives i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +41,13 @@ def register(sub: Any) -> None:
         p.add_argument("--grpc-host", default=None, help="gRPC listener (default 127.0.0.1)")
         p.add_argument("--grpc-port", type=int, default=None, help="gRPC port (default 9000)")
         p.add_argument(
+            "--workers",
+            type=int,
+            default=None,
+            help="data-plane processes sharing the ports (default 1; one per spare core for "
+            "throughput)",
+        )
+        p.add_argument(
             "--token-file",
             type=Path,
             default=TOKEN_FILE,
@@ -57,8 +68,6 @@ def admin_args(p: argparse.ArgumentParser) -> None:
 
 
 def run_gateway(args: argparse.Namespace) -> int:
-    from gateway.errors import ConfigError
-    from gateway.server import GatewayServer
     from gateway.settings import load_settings
 
     token_file = args.token_file if args.token_file.is_file() else None
@@ -71,14 +80,34 @@ def run_gateway(args: argparse.Namespace) -> int:
         grpc_host=args.grpc_host,
         grpc_port=args.grpc_port,
         admin_token_file=token_file,
+        workers=args.workers,
     )
-    try:
-        server = GatewayServer(settings)
-    except ConfigError as exc:
-        log.error("refusing to start: %s", exc)
-        return 2
-    server.run()
+    with _metrics_dir(settings.workers):
+        # Imported only now: prometheus_client picks its multi-process mode at import time.
+        from gateway.errors import ConfigError
+        from gateway.server import GatewayServer
+
+        try:
+            server = GatewayServer(settings)
+        except ConfigError as exc:
+            log.error("refusing to start: %s", exc)
+            return 2
+        server.run()
     return 0
+
+
+@contextlib.contextmanager
+def _metrics_dir(workers: int) -> Iterator[None]:
+    """A private PROMETHEUS_MULTIPROC_DIR for a multi-process gateway, removed at exit."""
+    if workers <= 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        yield
+        return
+    path = tempfile.mkdtemp(prefix="servegate-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    try:
+        yield
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def start_gateway(args: argparse.Namespace) -> int:
@@ -97,7 +126,7 @@ def start_gateway(args: argparse.Namespace) -> int:
         "--token-file",
         str(args.token_file),
     ]
-    for flag in ("host", "port", "admin_host", "admin_port", "grpc_host", "grpc_port"):
+    for flag in ("host", "port", "admin_host", "admin_port", "grpc_host", "grpc_port", "workers"):
         value = getattr(args, flag, None)  # callers such as `servegate demo` may set only some
         if value is not None:
             argv += [f"--{flag.replace('_', '-')}", str(value)]

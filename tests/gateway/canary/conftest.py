@@ -9,9 +9,7 @@ from typing import Any
 
 import pytest
 
-from servegate.torchserve.process import TorchServe
-from servegate.torchserve.settings import TorchServeSettings
-from tests.conftest import fresh_ports
+from tests.conftest import serving
 from tests.gateway.canary.support import faulty_archive
 from tests.gateway.support import ts_backend
 from tests.support.tsclient import TorchServeClient
@@ -32,15 +30,8 @@ def canary_torchserve(
     store = tmp_path_factory.mktemp("canary-store")
     for name, (source, faults) in ARCHIVES.items():
         faulty_archive(model_store / f"{source}.mar", store, name, faults)
-    workdir = tmp_path_factory.mktemp("canary-ts")
-    settings = TorchServeSettings(store=store, workdir=workdir, ports=fresh_ports())
-    server = TorchServe(settings)
-    server.start()
-    try:
-        server.wait_ready()
-        yield TorchServeClient(settings, server.keys())
-    finally:
-        server.stop()
+    with serving(store, tmp_path_factory.mktemp("canary-ts")) as client:
+        yield client
 
 
 @pytest.fixture
