@@ -13,7 +13,7 @@ WEIGHTS ?=
 PYTEST_ARGS ?=
 STUBS := gateway/grpc/stubs/__init__.py
 
-.PHONY: help install protos export serve stop demo test lint bench-overhead bench-gateway bench-grpc
+.PHONY: help install protos export serve stop demo test lint bench bench-overhead bench-gateway bench-grpc
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -55,6 +55,10 @@ lint: install ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+bench: install ## CPU suite: formats, overhead, batching, gateway (bench/results/<date>-cpu.*)
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -m bench.suite
 
 bench-overhead: install ## TorchServe per-request overhead (latency minus handler time) on mlp
 	$(BIN)/python -m bench.ts_overhead

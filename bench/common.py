@@ -5,9 +5,12 @@ from __future__ import annotations
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import psutil
 
 from servegate.torchserve.process import TorchServe
 from servegate.torchserve.settings import Ports, TorchServeSettings
@@ -33,9 +36,16 @@ def pct(values: list[float], q: float) -> float:
 
 
 def spawn_gateway(
-    config: Path, port: int, admin_port: int, grpc_port: int, log_file: Path
+    config: Path,
+    port: int,
+    admin_port: int,
+    grpc_port: int,
+    log_file: Path,
+    *,
+    workers: int = 1,
 ) -> subprocess.Popen[bytes]:
-    """``servegate gateway run`` in its own process (admin API off: no token file)."""
+    """``servegate gateway run`` in its own process (admin API off: no token file), with
+    ``workers`` data-plane processes."""
     argv = [
         sys.executable,
         "-m",
@@ -52,5 +62,21 @@ def spawn_gateway(
         str(grpc_port),
         "--token-file",
         str(config.with_name("no-token")),
+        "--workers",
+        str(workers),
     ]
     return subprocess.Popen(argv, stdout=log_file.open("wb"), stderr=subprocess.STDOUT)
+
+
+def gateway_processes(proc: subprocess.Popen[bytes], workers: int) -> list[psutil.Process]:
+    """The gateway's primary and its worker processes, once every worker is up."""
+    primary = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 60
+    while True:
+        found = [c for c in primary.children() if "spawn_main" in " ".join(c.cmdline())]
+        if len(found) >= workers - 1:
+            time.sleep(1.0)  # their listeners bind right after the interpreter starts
+            return [primary, *found]
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{len(found) + 1} of {workers} gateway processes started")
+        time.sleep(0.2)

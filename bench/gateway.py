@@ -34,7 +34,7 @@ import httpx
 import psutil
 import yaml
 
-from bench.common import spawn_gateway, torchserve
+from bench.common import gateway_processes, spawn_gateway, torchserve
 from export.pipeline import ExportRequest, run_export
 from export.timing import TimingPlan
 from servegate.ports import free_ports
@@ -111,9 +111,9 @@ def torchserve_processes(pid: int | None) -> list[psutil.Process]:
 
 
 def start_gateway(
-    config: Path, port: int, admin_port: int, log_file: Path
+    config: Path, port: int, admin_port: int, log_file: Path, workers: int = 1
 ) -> subprocess.Popen[bytes]:
-    proc = spawn_gateway(config, port, admin_port, free_ports(1)[0], log_file)
+    proc = spawn_gateway(config, port, admin_port, free_ports(1)[0], log_file, workers=workers)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -130,6 +130,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--rounds", type=int, default=3, help="alternating direct/gateway rounds")
+    parser.add_argument("--workers", type=int, default=1, help="gateway data-plane processes")
     parser.add_argument(
         "--batch-size",
         type=int,
@@ -167,7 +168,7 @@ def main() -> int:
                 )
             )
             port, admin_port = free_ports(2)
-            gw = start_gateway(config, port, admin_port, work / "gateway.log")
+            gw = start_gateway(config, port, admin_port, work / "gateway.log", args.workers)
             try:
                 urls = {
                     "direct": f"{s.url('inference')}/predictions/mlp_torchscript/1.0",
@@ -178,7 +179,7 @@ def main() -> int:
                     ts.keys().inference.key,
                     args,
                     work,
-                    gateway=psutil.Process(gw.pid),
+                    gateway=gateway_processes(gw, args.workers),
                     ts=torchserve_processes(ts.pid()),
                 )
             finally:
@@ -194,11 +195,11 @@ def measure(
     args: argparse.Namespace,
     work: Path,
     *,
-    gateway: psutil.Process,
+    gateway: list[psutil.Process],
     ts: list[psutil.Process],
 ) -> dict[str, list[dict[str, float]]]:
     keys = {"direct": key, "gateway": None}
-    watch = {"direct": {"ts": ts}, "gateway": {"ts": ts, "gateway": [gateway]}}
+    watch = {"direct": {"ts": ts}, "gateway": {"ts": ts, "gateway": gateway}}
     for name, url in urls.items():  # warm-up both paths
         wrk(url, args.connections, 3, work, keys[name])
     runs: dict[str, list[dict[str, float]]] = {"direct": [], "gateway": []}

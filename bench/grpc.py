@@ -28,7 +28,7 @@ from typing import Any
 import grpc
 import yaml
 
-from bench.common import pct, spawn_gateway, torchserve
+from bench.common import gateway_processes, pct, spawn_gateway, torchserve
 from export.pipeline import ExportRequest, run_export
 from export.timing import TimingPlan
 from gateway.grpc.stubs import inference_pb2, inference_pb2_grpc
@@ -44,21 +44,30 @@ async def load(
     metadata: Sequence[tuple[str, str]],
     concurrency: int,
     seconds: float,
+    *,
+    channels: int = 1,
 ) -> dict[str, float]:
-    """``concurrency`` calls in flight on one channel for ``seconds``: p50/p99 (ms) and rate."""
+    """``concurrency`` calls in flight over ``channels`` channels (each its own HTTP/2
+    connection, as separate clients would have) for ``seconds``: p50/p99 (ms) and rate."""
     latencies: list[float] = []
-    async with grpc.aio.insecure_channel(address) as channel:
-        stub = inference_pb2_grpc.InferenceAPIsServiceStub(channel)
+    # A local subchannel pool: otherwise gRPC shares one connection between equal channels.
+    options = [("grpc.use_local_subchannel_pool", 1)]
+    opened = [grpc.aio.insecure_channel(address, options=options) for _ in range(channels)]
+    try:
+        stubs = [inference_pb2_grpc.InferenceAPIsServiceStub(ch) for ch in opened]
         stop = time.perf_counter() + seconds
 
-        async def worker() -> None:
+        async def worker(stub: Any) -> None:
             while (started := time.perf_counter()) < stop:
                 await stub.Predictions(request, metadata=metadata, timeout=30)
                 latencies.append((time.perf_counter() - started) * 1000)
 
         began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(stubs[i % channels]) for i in range(concurrency)))
         elapsed = time.perf_counter() - began
+    finally:
+        for ch in opened:
+            await ch.close()
     return {
         "p50_ms": pct(latencies, 50),
         "p99_ms": pct(latencies, 99),
@@ -66,9 +75,11 @@ async def load(
     }
 
 
-def start_gateway(config: Path, grpc_port: int, log_file: Path) -> subprocess.Popen[bytes]:
+def start_gateway(
+    config: Path, grpc_port: int, log_file: Path, workers: int = 1
+) -> subprocess.Popen[bytes]:
     port, admin_port = free_ports(2)
-    proc = spawn_gateway(config, port, admin_port, grpc_port, log_file)
+    proc = spawn_gateway(config, port, admin_port, grpc_port, log_file, workers=workers)
     with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
         try:
             grpc.channel_ready_future(channel).result(timeout=60)
@@ -106,6 +117,10 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--duration", type=float, default=15)
     parser.add_argument("--rounds", type=int, default=2, help="alternating direct/gateway rounds")
+    parser.add_argument("--workers", type=int, default=1, help="gateway data-plane processes")
+    parser.add_argument(
+        "--channels", type=int, default=1, help="client channels (HTTP/2 connections)"
+    )
     parser.add_argument("--py-spy", type=Path, default=None, help="collapsed stacks of the gateway")
     parser.add_argument(
         "--batch-size", type=int, default=None, help="TorchServe batchSize of the mlp archive"
@@ -134,7 +149,8 @@ def main() -> int:
             routes = {"mlp": {"variants": [stable]}}
             config.write_text(yaml.safe_dump({"backends": {"ts": backend}, "routes": routes}))
             (grpc_port,) = free_ports(1)
-            gw = start_gateway(config, grpc_port, work / "gateway.log")
+            gw = start_gateway(config, grpc_port, work / "gateway.log", args.workers)
+            gateway_processes(gw, args.workers)
             try:
                 direct = f"{s.host}:{s.ports.grpc_inference}"
                 key = ts.keys().inference.key
@@ -160,7 +176,7 @@ async def rounds(
         "gateway": (gateway, pb(model_name="mlp", input={"data": BODY}), ()),
     }
     for address, request, metadata in targets.values():  # warm-up both paths
-        await load(address, request, metadata, args.concurrency, 3)
+        await load(address, request, metadata, args.concurrency, 3, channels=args.channels)
     runs: dict[str, list[dict[str, float]]] = {"direct": [], "gateway": []}
     for i in range(args.rounds):
         for name, (address, request, metadata) in targets.items():
@@ -168,7 +184,14 @@ async def rounds(
             if name == "gateway" and args.py_spy and i == args.rounds - 1:
                 spy = py_spy(gateway_pid, args.duration, args.py_spy)
             runs[name].append(
-                await load(address, request, metadata, args.concurrency, args.duration)
+                await load(
+                    address,
+                    request,
+                    metadata,
+                    args.concurrency,
+                    args.duration,
+                    channels=args.channels,
+                )
             )
             if spy is not None:
                 spy.wait(60)
@@ -181,7 +204,8 @@ def report(runs: dict[str, list[dict[str, float]]], args: argparse.Namespace) ->
     }
     d, g = best["direct"], best["gateway"]
     lines = [
-        f"mlp TorchScript over gRPC, {args.concurrency} calls in flight, {args.duration:g} s, "
+        f"mlp TorchScript over gRPC, {args.concurrency} calls in flight on {args.channels} "
+        f"channel(s), {args.duration:g} s, "
         f"best of {args.rounds} alternating rounds",
         f"{'':10}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>10}",
     ]

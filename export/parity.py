@@ -16,6 +16,7 @@ class Parity:
     ok: bool
     max_abs_err: float
     reason: str | None = None
+    min_cosine: float | None = None
 
 
 class EagerReference:
@@ -50,3 +51,18 @@ class EagerReference:
                     f"max abs error {worst:.3g} at {sizes} exceeds atol={tol.atol} rtol={tol.rtol}",
                 )
         return Parity(True, worst)
+
+    def check_cosine(self, runtime: Runtime, spec: ModelSpec) -> Parity:
+        """Quantised formats: every output row's cosine similarity to eager's."""
+        worst_err, worst_cos = 0.0, 1.0
+        for sizes, inputs, expected in self.cases:
+            actual = runtime.run(inputs)
+            if actual.shape != expected.shape or not torch.isfinite(actual).all():
+                return Parity(False, float("inf"), f"shape or non-finite output at {sizes}")
+            a, e = actual.double().flatten(1), expected.double().flatten(1)
+            worst_err = max(worst_err, float((a - e).abs().max()))
+            worst_cos = min(worst_cos, float(torch.nn.functional.cosine_similarity(a, e).min()))
+            if worst_cos < spec.tolerance.min_cosine:
+                reason = f"cosine {worst_cos:.4f} at {sizes} below {spec.tolerance.min_cosine}"
+                return Parity(False, worst_err, reason, worst_cos)
+        return Parity(True, worst_err, min_cosine=worst_cos)

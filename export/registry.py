@@ -16,6 +16,7 @@ BUILTINS = {
     "mlp": "export.models.mlp",
     "minilm": "export.models.minilm",
     "resnet18": "export.models.resnet18",
+    "resnet50": "export.models.resnet50",
 }
 DEFAULT_ATTR = "SPEC"
 

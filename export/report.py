@@ -16,6 +16,7 @@ class FormatReport(BaseModel):
 
     parity_ok: bool = False
     max_abs_err: float | None = None
+    min_cosine: float | None = None  # quantised formats: their parity measure
     latency_ms: dict[str, float] = Field(default_factory=dict)
     bytes: int = 0
     sha256: str = ""

@@ -53,6 +53,8 @@ class Tolerance(BaseModel):
 
     atol: float = Field(default=1e-4, gt=0)
     rtol: float = Field(default=1e-4, ge=0)
+    # Quantised formats (onnx_int8) are checked by cosine similarity to eager, row by row.
+    min_cosine: float = Field(default=0.99, gt=0, le=1)
 
 
 class DimRange(BaseModel):

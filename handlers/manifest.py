@@ -19,7 +19,7 @@ from handlers.errors import IntegrityError
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "servegate.json"
-Format = Literal["torchscript", "aoti", "onnx", "eager"]
+Format = Literal["torchscript", "aoti", "onnx", "onnx_int8", "eager"]
 Task = Literal["text_embedding", "image_classification", "tensor"]
 
 

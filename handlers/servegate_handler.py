@@ -3,11 +3,18 @@
 TorchServe calls ``handle(None, context)`` once when a worker loads the model, then
 ``handle(batch, context)`` for each batch. The model is loaded (after its SHA-256 check)
 on the worker's GPU when it has one, else on CPU.
+
+Threads: a GPU worker's CPU work is per-request decoding and preprocessing, and TorchServe runs
+several workers per machine; PyTorch's default of one intra-op thread per core in each of them
+oversubscribes the cores (on the H200 machine this held ResNet-50 serving to ~1% of the raw
+model, see docs/benchmarks.md). GPU workers therefore use ``SERVEGATE_TORCH_THREADS`` threads
+(default 1); CPU workers keep PyTorch's default unless it is set.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +25,7 @@ from handlers.service import ModelService, WorkerContext
 log = logging.getLogger(__name__)
 
 _service: ModelService | None = None
+THREADS_ENV = "SERVEGATE_TORCH_THREADS"
 
 
 def worker_device(properties: dict[str, Any]) -> torch.device:
@@ -27,14 +35,27 @@ def worker_device(properties: dict[str, Any]) -> torch.device:
     return torch.device("cpu")
 
 
+def worker_threads(device: torch.device) -> int | None:
+    """Intra-op threads for this worker (None: PyTorch's default)."""
+    configured = os.environ.get(THREADS_ENV)
+    if configured:
+        return max(1, int(configured))
+    return 1 if device.type == "cuda" else None
+
+
 def handle(data: list[dict[str, Any]] | None, context: WorkerContext) -> list[bytes] | None:
     global _service
     if _service is None:
         properties = context.system_properties
         model = getattr(context, "manifest", {}).get("model", {})
+        device = worker_device(properties)
+        threads = worker_threads(device)
+        if threads is not None:
+            torch.set_num_threads(threads)
+            log.info("%d intra-op thread(s) in this worker (%s)", threads, THREADS_ENV)
         _service = ModelService.load(
             Path(properties["model_dir"]),
-            worker_device(properties),
+            device,
             name=str(model.get("modelName", "")),
             version=str(model.get("modelVersion", "")),
         )

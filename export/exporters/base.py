@@ -18,6 +18,7 @@ EXPORTERS = {
     "torchscript": "export.exporters.torchscript:TorchScriptExporter",
     "aoti": "export.exporters.aoti:AOTInductorExporter",
     "onnx": "export.exporters.onnx:OnnxExporter",
+    "onnx_int8": "export.exporters.onnx_int8:OnnxInt8Exporter",
 }
 
 

@@ -1,14 +1,19 @@
-"""ONNX through the dynamo exporter, with dynamic batch (and sequence) axes.
+"""ONNX with dynamic batch (and sequence) axes.
 
-For transformer encoders the saved graph also goes through onnxruntime's transformer
-optimiser (attention/LayerNorm/GELU fusions). Large models are written as ``.onnx`` plus
-an external ``.onnx.data`` file; both are artifacts and both are packaged.
+Most models go through the dynamo exporter. Transformer encoders (``spec.transformer``) go
+through the TorchScript-based exporter with Hugging Face's plain ("eager") attention instead,
+then through onnxruntime's transformer optimiser: only that graph has the MatMul/Softmax
+pattern its Attention fusion recognises (the dynamo graph of SDPA attention fused none, and
+MiniLM ran 1.5x slower on CPU for it; see docs/benchmarks.md). Large models are written as
+``.onnx`` plus an external ``.onnx.data`` file; both are artifacts and both are packaged.
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
 
@@ -32,6 +37,12 @@ class OnnxExporter:
         out_dir: Path,
     ) -> list[Path]:
         raw = out_dir / "exported.onnx"
+        if spec.transformer is not None:
+            _export_legacy(module, spec, example, raw)
+            _optimize_transformer(raw, out_dir / "model.onnx", spec.transformer)
+            for leftover in out_dir.glob("exported.onnx*"):
+                leftover.unlink()
+            return [out_dir / "model.onnx", *sorted(out_dir.glob("model.onnx.data"))]
         with torch.no_grad(), warnings.catch_warnings():
             # Axes that share one Dim are named once; torch warns for every other use.
             warnings.filterwarnings("ignore", message=r"# The axis name: .* will not be used")
@@ -47,13 +58,48 @@ class OnnxExporter:
                 verbose=False,
             )
         final = out_dir / "model.onnx"
-        if spec.transformer is not None:
-            _optimize_transformer(raw, final, spec.transformer)
-        else:
-            _resave(raw, final)
+        _resave(raw, final)
         for leftover in out_dir.glob("exported.onnx*"):
             leftover.unlink()
         return [final, *sorted(out_dir.glob("model.onnx.data"))]
+
+
+def _export_legacy(
+    module: torch.nn.Module, spec: ModelSpec, example: tuple[torch.Tensor, ...], path: Path
+) -> None:
+    names = [t.name for t in (*spec.inputs, *spec.outputs)]
+    axes = {t.name: t.dynamic_axes() for t in (*spec.inputs, *spec.outputs)}
+    with torch.no_grad(), _eager_attention(module), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            module,
+            example,
+            str(path),
+            dynamo=False,
+            input_names=names[: len(spec.inputs)],
+            output_names=names[len(spec.inputs) :],
+            dynamic_axes={name: dict(a) for name, a in axes.items() if a},
+            opset_version=17,
+        )
+
+
+@contextmanager
+def _eager_attention(module: torch.nn.Module) -> Iterator[None]:
+    """Hugging Face submodules switched to their plain attention while exporting, then back
+    (the same module object is the eager reference of every other format)."""
+    switched = []
+    for sub in module.modules():
+        config = getattr(sub, "config", None)
+        setter = getattr(sub, "set_attn_implementation", None)
+        current = getattr(config, "_attn_implementation", None)
+        if callable(setter) and current not in (None, "eager"):
+            setter("eager")
+            switched.append((setter, current))
+    try:
+        yield
+    finally:
+        for setter, previous in switched:
+            setter(previous)
 
 
 def _resave(src: Path, dst: Path) -> None:
@@ -91,4 +137,6 @@ def _optimize_transformer(src: Path, dst: Path, info: TransformerInfo) -> None:
         logging.disable(logging.NOTSET)
     fused = {k: v for k, v in optimized.get_fused_operator_statistics().items() if v}
     log.info("onnxruntime transformer optimiser fused: %s", fused or "nothing")
+    if not fused.get("Attention"):
+        log.warning("no Attention node fused: this graph will run slower than it could")
     optimized.save_model_to_file(str(dst), use_external_data_format=True)

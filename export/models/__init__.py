@@ -1,1 +1,2 @@
-"""Built-in model specs: ``mlp`` (tiny tensors), ``minilm`` (text), ``resnet18`` (images)."""
+"""Built-in model specs: ``mlp`` (tiny tensors), ``minilm`` (text), ``resnet18`` and ``resnet50``
+(images)."""

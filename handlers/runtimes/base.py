@@ -20,6 +20,7 @@ _LOADERS = {
     "torchscript": "handlers.runtimes.torchscript:TorchScriptRuntime",
     "aoti": "handlers.runtimes.aoti:AOTInductorRuntime",
     "onnx": "handlers.runtimes.onnx:OnnxRuntime",
+    "onnx_int8": "handlers.runtimes.onnx:OnnxRuntime",
 }
 
 

@@ -22,7 +22,7 @@ def test_unknown_model_lists_the_known_ones(tmp_path: Path) -> None:
     result = servegate("export", "no_such_model", "--out", str(tmp_path))
     assert result.returncode != 0
     assert "unknown model 'no_such_model'" in result.stderr
-    assert "Built-in models: minilm, mlp, resnet18" in result.stderr
+    assert "Built-in models: minilm, mlp, resnet18, resnet50" in result.stderr
 
 
 def test_spec_that_fails_to_import_shows_its_error(tmp_path: Path) -> None:

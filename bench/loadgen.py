@@ -1,0 +1,66 @@
+"""A closed-loop HTTP load generator in Python: ``concurrency`` requests in flight, spread over
+``processes`` client processes (one event loop each), for ``seconds``. For machines without
+wrk (the H200); on the CPU machine the suites use wrk, which costs the server less CPU."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from bench.common import pct
+
+
+@dataclass(frozen=True)
+class Load:
+    url: str
+    body: bytes
+    headers: dict[str, str]
+    concurrency: int
+    seconds: float
+
+
+async def _client(load: Load, share: int) -> tuple[list[float], list[int], float]:
+    latencies: list[float] = []
+    batches: list[int] = []
+    stop = time.perf_counter() + load.seconds
+    limits = httpx.Limits(max_connections=share, max_keepalive_connections=share)
+    async with httpx.AsyncClient(headers=load.headers, timeout=60, limits=limits) as client:
+
+        async def worker() -> None:
+            while (started := time.perf_counter()) < stop:
+                resp = await client.post(load.url, content=load.body)
+                resp.raise_for_status()
+                latencies.append((time.perf_counter() - started) * 1000)
+                batches.append(int(resp.headers.get("x-servegate-batch-size", "0")))
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(share)))
+        elapsed = time.perf_counter() - began
+    return latencies, batches, elapsed
+
+
+def _process(load: Load, share: int) -> tuple[list[float], list[int], float]:
+    return asyncio.run(_client(load, share))
+
+
+def run_load(load: Load, processes: int) -> dict[str, float]:
+    shares = [
+        load.concurrency // processes + (i < load.concurrency % processes) for i in range(processes)
+    ]
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        parts = pool.starmap(_process, [(load, s) for s in shares if s])
+    latencies = [x for lat, _, _ in parts for x in lat]
+    batches = [b for _, bs, _ in parts for b in bs]
+    # Each process's own rate over its own timed window: process start-up is not counted.
+    rps = sum(len(lat) / elapsed for lat, _, elapsed in parts)
+    return {
+        "rps": round(rps, 1),
+        "p50_ms": round(pct(latencies, 50), 2),
+        "p99_ms": round(pct(latencies, 99), 2),
+        "mean_batch": round(sum(batches) / max(len(batches), 1), 2),
+        "requests": len(latencies),
+    }
