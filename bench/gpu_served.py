@@ -7,6 +7,10 @@ handler's own time per batch (``X-Servegate-Handler-Ms``) splits the latency int
 (frontend, queueing) and handler time.
 
     python -m bench.gpu_served --out $OUT/served.json [--batch-size 32] [--workers 4]
+        [--gateway-workers 4]
+
+With ``--gateway-workers N`` the same load then goes through the gateway (N processes, route
+``resnet50`` -> the same archive) in the same run: ``served_gateway``.
 """
 
 from __future__ import annotations
@@ -22,13 +26,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
-from bench.common import torchserve
+from bench.common import gateway_processes, spawn_gateway, torchserve
 from bench.gpu_timing import throughput
 from bench.loadgen import Load, run_load
 from export.pipeline import ExportRequest, run_export
 from export.timing import TimingPlan
 from handlers.runtimes.torchscript import TorchScriptRuntime
+from servegate.ports import free_ports
+from servegate.torchserve.settings import TorchServeSettings
 
 log = logging.getLogger("bench")
 MODEL = "resnet50"
@@ -55,6 +62,30 @@ def raw_throughput(artifact: Path, batch: int) -> dict[str, float]:
     return throughput(run, batch)
 
 
+def through_gateway(
+    ts: TorchServeSettings, body: bytes, args: argparse.Namespace, work: Path
+) -> dict[str, float]:
+    work.mkdir(parents=True, exist_ok=True)
+    backend = {"inference_url": ts.url("inference"), "key_file": str(ts.key_file)}
+    variant = {"name": "stable", "backend": "ts", "model": f"{MODEL}_torchscript", "weight": 100}
+    config = work / "gateway.yaml"
+    routes = {MODEL: {"variants": [variant], "timeout_s": 120}}
+    config.write_text(yaml.safe_dump({"backends": {"ts": backend}, "routes": routes}))
+    port, admin, grpc_port = free_ports(3)
+    proc = spawn_gateway(
+        config, port, admin, grpc_port, work / "gateway.log", workers=args.gateway_workers
+    )
+    try:
+        gateway_processes(proc, args.gateway_workers)
+        url = f"http://127.0.0.1:{port}/predictions/{MODEL}"
+        headers = {"Content-Type": "application/json"}
+        run_load(Load(url, body, headers, args.concurrency, 5), args.clients)  # warm-up
+        return run_load(Load(url, body, headers, args.concurrency, args.seconds), args.clients)
+    finally:
+        proc.terminate()
+        proc.wait(60)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, required=True)
@@ -65,6 +96,9 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=4, help="client processes")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--device", default="cuda", help="cpu: a dry run of the serving path")
+    parser.add_argument(
+        "--gateway-workers", type=int, default=0, help="also through the gateway (N processes)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
@@ -103,11 +137,18 @@ def main() -> int:
             load = Load(url, body, headers, args.concurrency, args.seconds)
             result["served"] = run_load(load, args.clients)
             log.info("served: %s", result["served"])
+            if args.gateway_workers:
+                result["served_gateway"] = through_gateway(
+                    server.settings, body, args, Path(tmp) / "gateway"
+                )
+                log.info("served through the gateway: %s", result["served_gateway"])
             model_log = (server.settings.logdir / "model_log.log").read_text()
             (args.out.parent / "served-model-log.txt").write_text(model_log[-200_000:])
     if "raw_fp32" in result:
-        ratio = result["served"]["rps"] / result["raw_fp32"]["items_per_s"]
-        result["served_over_raw"] = round(ratio, 4)
+        for key in ("served", "served_gateway"):
+            if key in result:
+                ratio = result[key]["rps"] / result["raw_fp32"]["items_per_s"]
+                result[f"{key}_over_raw"] = round(ratio, 4)
     args.out.write_text(json.dumps(result, indent=2))
     sys.stdout.write(json.dumps(result, indent=2) + "\n")
     return 0

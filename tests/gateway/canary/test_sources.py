@@ -8,8 +8,9 @@ import math
 
 import pytest
 
-from gateway.canary.sources import GatewaySource, NoData, bucket_quantile
+from gateway.canary.sources import GatewaySource, NoData
 from gateway.metrics import GatewayMetrics
+from gateway.windows import bucket_quantile
 
 
 def test_bucket_quantile_interpolates_within_the_bucket() -> None:
