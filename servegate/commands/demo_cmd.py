@@ -72,6 +72,23 @@ routes:
       header: X-User-Id       # the same user keeps the same variant
     pin_header: X-Servegate-Variant
     timeout_s: 30
+    shadow:                   # copies 10% of stable's requests to the canary and compares
+      variant: canary         # the embeddings (servegate_canary_divergence)
+      percent: 10
+      compare: cosine
+    analysis:                 # automated canary analysis, idle until
+      canary: canary          # `servegate canary start minilm` (keep traffic flowing)
+      interval_s: 10
+      steps: [25, 50, 100]
+      min_requests: 20
+      threshold: 2
+      checks:
+        error_rate:
+          max: 0.01
+        latency:
+          p99_max_ratio: 3.0
+        divergence:
+          min: 0.999
 """
 
 
@@ -208,6 +225,8 @@ def _report(results: dict[str, list[float]], args: argparse.Namespace) -> None:
         f"  admin API    http://127.0.0.1:8001/admin/routes  (token in {gateway_cmd.TOKEN_FILE})\n"
         f"  config       {args.config}  (edit it, or run:\n"
         f"               servegate canary set {MODEL} stable=80 canary=20)\n"
+        f"  analysis     servegate canary start {MODEL}   (then `status`: automated analysis\n"
+        "               steps the canary up while traffic flows, promotes or rolls back)\n"
         "Try:  curl -s localhost:8000/predictions/minilm -H 'Content-Type: application/json' "
         '-d \'{"inputs": ["hello"]}\'\n'
         "Stop everything with `make stop`.\n"
