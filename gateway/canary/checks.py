@@ -42,9 +42,13 @@ async def judge(analysis: Analysis, source: MetricSource, subject: Subject) -> V
     except NoData as exc:
         result = CheckResult(name="requests", value=None, bound=f">= {need}", passed=None)
         return Verdict("nodata", (result.model_copy(update={"detail": str(exc)}),), str(exc))
-    requests = CheckResult(name="requests", value=n, bound=f">= {need}", passed=n >= need)
     if n < need:
+        detail = "too few to judge"
+        requests = CheckResult(
+            name="requests", value=n, bound=f">= {need}", passed=None, detail=detail
+        )
         return Verdict("nodata", (requests,), f"{n:.0f} canary requests, need {need}")
+    requests = CheckResult(name="requests", value=n, bound=f">= {need}", passed=True)
     results = [requests]
     checks = analysis.checks
     if checks.error_rate is not None:

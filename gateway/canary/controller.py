@@ -151,6 +151,7 @@ class CanaryController:
         steps = analysis.weights()
         if verdict.kind == "pass":
             if status.step + 1 >= len(steps):
+                self._put(name, status.model_copy(update=update))  # the checks that passed
                 self._promote(name, route, status.canary, ANALYSIS, "every step passed")
                 return
             step = status.step + 1
