@@ -20,6 +20,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from gateway.admin.changes import Change, apply_change
 from gateway.admin.persist import with_promotion, with_weights
@@ -86,17 +87,7 @@ class CanaryController:
         async with self.gw.admin_lock:
             status = self.store.get(name)
             with contextlib.suppress(GatewayError):
-                self._put(
-                    name,
-                    status.model_copy(
-                        update={
-                            "phase": "paused",
-                            "last_decision": "pause",
-                            "reason": f"paused: {why}",
-                            "updated_at": now_iso(),
-                        }
-                    ),
-                )
+                self._record(name, status, "pause", f"paused: {why}", phase="paused")
 
     async def _reconcile(self) -> None:
         """After a restart: re-apply a recorded step whose weight the config does not show."""
@@ -147,26 +138,23 @@ class CanaryController:
         self, name: str, route: Route, analysis: Analysis, verdict: Verdict, now: float
     ) -> None:
         status = self.store.get(name)
-        update: dict[str, object] = {"last_checks": verdict.checks, "updated_at": now_iso()}
+        checks = verdict.checks
         steps = analysis.weights()
         if verdict.kind == "pass":
             if status.step + 1 >= len(steps):
-                self._put(name, status.model_copy(update=update))  # the checks that passed
-                self._promote(name, route, status.canary, ANALYSIS, "every step passed")
+                reason = "every step passed"
+                self._promote(name, status.canary, ANALYSIS, reason, last_checks=checks)
                 return
             step = status.step + 1
             self._count(name, "advance")
-            self._put(
+            self._record(
                 name,
-                status.model_copy(
-                    update={
-                        **update,
-                        "step": step,
-                        "weight": steps[step],
-                        "last_decision": "advance",
-                        "reason": verdict.reason,
-                    }
-                ),
+                status,
+                "advance",
+                verdict.reason,
+                step=step,
+                weight=steps[step],
+                last_checks=checks,
             )
             self._set_canary_weight(
                 name,
@@ -179,16 +167,8 @@ class CanaryController:
             return
         if verdict.kind == "nodata" and now - self._waiting_since[name] < analysis.deadline:
             self._count(name, "hold")
-            self._put(
-                name,
-                status.model_copy(
-                    update={
-                        **update,
-                        "last_decision": "hold",
-                        "reason": f"waiting for data: {verdict.reason}",
-                    }
-                ),
-            )
+            reason = f"waiting for data: {verdict.reason}"
+            self._record(name, status, "hold", reason, last_checks=checks)
             return
         reason = verdict.reason
         if verdict.kind == "nodata":
@@ -197,20 +177,12 @@ class CanaryController:
         failed = status.failed_checks + 1
         self._count(name, "fail")
         if failed >= analysis.threshold:
-            status = status.model_copy(update={**update, "failed_checks": failed})
-            self._rollback(name, route, status, ANALYSIS, f"{failed} failed checks; last: {reason}")
+            reason = f"{failed} failed checks; last: {reason}"
+            self._rollback(
+                name, route, status, ANALYSIS, reason, failed_checks=failed, last_checks=checks
+            )
             return
-        self._put(
-            name,
-            status.model_copy(
-                update={
-                    **update,
-                    "failed_checks": failed,
-                    "last_decision": "fail",
-                    "reason": reason,
-                }
-            ),
-        )
+        self._record(name, status, "fail", reason, failed_checks=failed, last_checks=checks)
 
     # --- operator actions (the admin API calls these holding gw.admin_lock) -----------------
 
@@ -242,33 +214,13 @@ class CanaryController:
 
     def pause(self, name: str, who: str) -> RouteStatus:
         current = self._in_phase(name, ("analysing",), "pause")
-        self._put(
-            name,
-            current.model_copy(
-                update={
-                    "phase": "paused",
-                    "last_decision": "pause",
-                    "reason": f"paused by {who}",
-                    "updated_at": now_iso(),
-                }
-            ),
-        )
+        self._record(name, current, "pause", f"paused by {who}", phase="paused")
         return self.store.get(name)
 
     def resume(self, name: str, who: str) -> RouteStatus:
         route, _ = self._analysed(name)
         current = self._in_phase(name, ("paused",), "resume")
-        self._put(
-            name,
-            current.model_copy(
-                update={
-                    "phase": "analysing",
-                    "last_decision": "resume",
-                    "reason": f"resumed by {who}",
-                    "updated_at": now_iso(),
-                }
-            ),
-        )
+        self._record(name, current, "resume", f"resumed by {who}", phase="analysing")
         variant = route.variant(current.canary)
         if variant is not None and variant.weight != current.weight:
             self._set_canary_weight(name, route, current.weight, action="canary_resume", who=who)
@@ -276,9 +228,8 @@ class CanaryController:
         return self.store.get(name)
 
     def promote(self, name: str, who: str) -> RouteStatus:
-        route, _ = self._analysed(name)
-        current = self._in_phase(name, ACTIVE, "promote")
-        self._promote(name, route, current.canary, who, f"promoted by {who}")
+        current = self._in_phase(name, ACTIVE, "promote")  # checks the route's analysis too
+        self._promote(name, current.canary, who, f"promoted by {who}")
         return self.store.get(name)
 
     def abort(self, name: str, who: str) -> RouteStatus:
@@ -289,41 +240,19 @@ class CanaryController:
 
     # --- helpers ---------------------------------------------------------------------------
 
-    def _promote(self, name: str, route: Route, canary: str, who: str, reason: str) -> None:
-        status = self.store.get(name)
+    def _promote(self, name: str, canary: str, who: str, reason: str, **fields: Any) -> None:
         self._count(name, "promote")
-        self._put(
-            name,
-            status.model_copy(
-                update={
-                    "phase": "promoted",
-                    "weight": 0,
-                    "last_decision": "promote",
-                    "reason": reason,
-                    "updated_at": now_iso(),
-                }
-            ),
-        )
+        status = self.store.get(name)
+        self._record(name, status, "promote", reason, phase="promoted", weight=0, **fields)
         change = Change(route=name, action="canary_promote", who=who, reason=reason)
         apply_change(self.gw, change, lambda raw, config: with_promotion(raw, name, config, canary))
         log.info("%s: canary %s promoted (%s)", name, canary, reason)
 
     def _rollback(
-        self, name: str, route: Route, status: RouteStatus, who: str, reason: str
+        self, name: str, route: Route, status: RouteStatus, who: str, reason: str, **fields: Any
     ) -> None:
         self._count(name, "rollback")
-        self._put(
-            name,
-            status.model_copy(
-                update={
-                    "phase": "rolled_back",
-                    "weight": 0,
-                    "last_decision": "rollback",
-                    "reason": reason,
-                    "updated_at": now_iso(),
-                }
-            ),
-        )
+        self._record(name, status, "rollback", reason, phase="rolled_back", weight=0, **fields)
         self._set_canary_weight(name, route, 0, action="canary_rollback", who=who, reason=reason)
         log.warning("%s: canary %s rolled back: %s", name, status.canary, reason)
 
@@ -374,6 +303,13 @@ class CanaryController:
         self._interval_start[name] = now
         if waiting or name not in self._waiting_since:
             self._waiting_since[name] = now
+
+    def _record(
+        self, name: str, status: RouteStatus, decision: str, reason: str, **fields: Any
+    ) -> None:
+        """Persist ``status`` with this decision, its reason and ``fields``, stamped now."""
+        stamp = {"last_decision": decision, "reason": reason, "updated_at": now_iso()}
+        self._put(name, status.model_copy(update={**fields, **stamp}))
 
     def _put(self, name: str, status: RouteStatus) -> None:
         try:
