@@ -37,6 +37,7 @@ class Subject:
 
 async def judge(analysis: Analysis, source: MetricSource, subject: Subject) -> Verdict:
     need = analysis.min_requests
+    source.observe(subject.route)
     try:
         n = await source.value("requests", subject.route, subject.canary)
     except NoData as exc:

@@ -57,6 +57,9 @@ class MetricSource(ABC):
     def begin(self, route: str) -> None:  # noqa: B027 - only in-process sources need it
         """A new interval starts for ``route`` now."""
 
+    def observe(self, route: str) -> None:  # noqa: B027 - only in-process sources need it
+        """The interval is judged as of now: every following ``value`` reads this moment."""
+
     @abstractmethod
     async def value(
         self, question: Question, route: str, variant: str, query: str | None = None
@@ -73,15 +76,23 @@ class GatewaySource(MetricSource):
     def __init__(self, metrics: GatewayMetrics) -> None:
         self.metrics = metrics
         self._start: dict[str, Snapshot] = {}
+        self._end: dict[str, Snapshot] = {}
 
     def begin(self, route: str) -> None:
         self._start[route] = take_snapshot(self.metrics.families())
+        self._end.pop(route, None)
+
+    def observe(self, route: str) -> None:
+        # One read of every process's series per verdict, not one per question.
+        self._end[route] = take_snapshot(self.metrics.families())
 
     async def value(
         self, question: Question, route: str, variant: str, query: str | None = None
     ) -> float:
         key = (route, variant)
-        now = take_snapshot(self.metrics.families()).get(key, Counts())
+        if route not in self._end:
+            self.observe(route)
+        now = self._end[route].get(key, Counts())
         got = now.minus(self._start.get(route, {}).get(key, Counts()))
         if question == "requests":
             return got.requests
