@@ -20,11 +20,16 @@ CROP = 224
 
 
 def build(weights: Path | None) -> nn.Module:
-    from torchvision.models import resnet18
+    return build_torchvision("resnet18", weights)
+
+
+def build_torchvision(arch: str, weights: Path | None) -> nn.Module:
+    """torchvision's ``arch`` with seeded random weights, or ``weights`` loaded over them."""
+    import torchvision.models
 
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        module: nn.Module = resnet18(weights=None)
+        module: nn.Module = getattr(torchvision.models, arch)(weights=None)
     if weights is not None:
         load_state_dict(module, weights)
     return module.eval()

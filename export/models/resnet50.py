@@ -9,26 +9,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import nn
 
-from export.models.resnet18 import CROP, example_inputs, extra_files
+from export.models.resnet18 import CROP, build_torchvision, example_inputs, extra_files
 from export.spec import DimRange, ModelSpec, ServingConfig, TensorSpec, Tolerance
-from export.weights import load_state_dict
 
 # Multiply-adds per 224x224 image: 4.09 G (torchvision's model card), so ~8.2 GFLOP.
 FLOPS_PER_IMAGE = 8.18e9
 
 
 def build(weights: Path | None) -> nn.Module:
-    from torchvision.models import resnet50
-
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        module: nn.Module = resnet50(weights=None)
-    if weights is not None:
-        load_state_dict(module, weights)
-    return module.eval()
+    return build_torchvision("resnet50", weights)
 
 
 SPEC = ModelSpec(
