@@ -15,6 +15,7 @@ import argparse
 import json
 import logging
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,7 @@ from torch import nn
 from bench.ceiling import H200_PEAK_FLOPS, flops_per_item, measured_matmul_peak
 from bench.gpu_aoti import aoti_variant
 from bench.gpu_models import MODELS, BenchModel, minilm_weights
+from bench.gpu_ort import bench_ort
 from bench.gpu_profile import profile_to
 from bench.gpu_timing import Runner, cuda_graphed, throughput
 
@@ -33,7 +35,7 @@ log = logging.getLogger("bench")
 SEQ = 128
 BATCHES = {"resnet50": (1, 8, 32, 128, 256, 512), "minilm": (1, 8, 32, 128, 512)}
 COMPILE_BATCH = {"resnet50": 256, "minilm": 128}
-SLOW_VARIANTS = ("torchscript", "compile-max-autotune", "compile-freeze", "aoti")
+SLOW_VARIANTS = ("torchscript", "compile-max-autotune", "compile-freeze", "aoti", "onnxruntime")
 SEQ_SWEEP = (16, 32, 64, 128, 256, 512)
 SEQ_SWEEP_BATCH = 32
 
@@ -147,6 +149,18 @@ def bench_compiled(
         ("compile-freeze", lambda: _frozen(module, inputs)),
         ("aoti", lambda: aoti_variant(module, inputs, model.image)),
     ]
+    if "onnxruntime" in variants:
+        with tempfile.TemporaryDirectory(prefix="bench-ort-") as work:
+            bench_ort(
+                prepare(model, torch.float32, device),
+                model.inputs(batch, max(seq, 1), device),
+                batch=batch,
+                seq=seq,
+                transformer=not model.image,
+                work=Path(work),
+                record=record,
+                fail=record.fail,
+            )
     for name, factory in steps:
         if name not in variants:
             continue

@@ -1,13 +1,14 @@
-"""End to end on one GPU: ``resnet50`` served by TorchServe with dynamic batching, against the
-same TorchScript artifact run raw on the GPU at the same batch size, in the same run.
+"""End to end on one GPU: ``resnet50`` or ``minilm`` served by TorchServe with dynamic
+batching, against the same TorchScript artifact run raw on the GPU at the same batch size (and,
+for MiniLM, the same token count), in the same run.
 
-Each request carries one JPEG; the servegate handler decodes, resizes and crops it on the
-worker's CPU, batches up to ``--batch-size`` requests and runs the model on the GPU. The
-handler's own time per batch (``X-Servegate-Handler-Ms``) splits the latency into TorchServe
-(frontend, queueing) and handler time.
+Each ``resnet50`` request carries one JPEG, which the servegate handler decodes, resizes and
+crops on the worker's CPU; each ``minilm`` request carries one text of ``TEXT_TOKENS`` tokens,
+which the handler tokenises on the worker's CPU. The handler batches up to ``--batch-size``
+requests and runs the model on the GPU.
 
-    python -m bench.gpu_served --out $OUT/served.json [--batch-size 32] [--workers 4]
-        [--gateway-workers 4]
+    python -m bench.gpu_served --out $OUT/served.json [--model resnet50] [--batch-size 32]
+        [--workers 4] [--gateway-workers 4]
 
 With ``--gateway-workers N`` the same load then goes through the gateway (N processes, route
 ``resnet50`` -> the same archive) in the same run: ``served_gateway``.
@@ -38,7 +39,7 @@ from servegate.ports import free_ports
 from servegate.torchserve.settings import TorchServeSettings
 
 log = logging.getLogger("bench")
-MODEL = "resnet50"
+TEXT_TOKENS = 128  # the sequence length of the raw GPU tables
 
 
 def jpeg() -> bytes:
@@ -49,15 +50,48 @@ def jpeg() -> bytes:
     return buf.getvalue()
 
 
-def raw_throughput(artifact: Path, batch: int) -> dict[str, float]:
+def text() -> str:
+    """A text of exactly ``TEXT_TOKENS`` tokens with [CLS] and [SEP] (MiniLM's tokenizer)."""
+    from tokenizers import Tokenizer
+
+    from export.models import minilm
+
+    tokenizer = Tokenizer.from_file(str(minilm.model_dir() / "tokenizer.json"))
+    words = " ".join(f"word{i % 50}" for i in range(4 * TEXT_TOKENS)).split()
+    lo, hi = 1, len(words)
+    while lo < hi:  # the most words that fit
+        mid = (lo + hi + 1) // 2
+        if len(tokenizer.encode(" ".join(words[:mid])).ids) <= TEXT_TOKENS:
+            lo = mid
+        else:
+            hi = mid - 1
+    sentence = " ".join(words[:lo])
+    log.info("text of %d tokens", len(tokenizer.encode(sentence).ids))
+    return sentence
+
+
+def request_body(model: str) -> bytes:
+    if model == "minilm":
+        return json.dumps({"inputs": [text()]}).encode()
+    return json.dumps({"inputs": [base64.b64encode(jpeg()).decode()]}).encode()
+
+
+def raw_inputs(model: str, batch: int) -> tuple[torch.Tensor, ...]:
+    if model == "minilm":
+        ids = torch.randint(1000, 30000, (batch, TEXT_TOKENS), device="cuda")
+        return ids, torch.ones_like(ids)
+    return (torch.randn(batch, 3, 224, 224, device="cuda"),)
+
+
+def raw_throughput(model: str, artifact: Path, batch: int) -> dict[str, float]:
     """The exported TorchScript module on the GPU, input already there (fp32, TF32 off)."""
     runtime = TorchScriptRuntime.load(artifact, torch.device("cuda"))
-    pixels = torch.randn(batch, 3, 224, 224, device="cuda")
+    inputs = raw_inputs(model, batch)
     module = runtime._module  # the served artifact itself, without the copy back to CPU
 
     def run() -> object:
         with torch.inference_mode():
-            return module(pixels)
+            return module(*inputs)
 
     return throughput(run, batch)
 
@@ -67,9 +101,14 @@ def through_gateway(
 ) -> dict[str, float]:
     work.mkdir(parents=True, exist_ok=True)
     backend = {"inference_url": ts.url("inference"), "key_file": str(ts.key_file)}
-    variant = {"name": "stable", "backend": "ts", "model": f"{MODEL}_torchscript", "weight": 100}
+    variant = {
+        "name": "stable",
+        "backend": "ts",
+        "model": f"{args.model}_torchscript",
+        "weight": 100,
+    }
     config = work / "gateway.yaml"
-    routes = {MODEL: {"variants": [variant], "timeout_s": 120}}
+    routes = {args.model: {"variants": [variant], "timeout_s": 120}}
     config.write_text(yaml.safe_dump({"backends": {"ts": backend}, "routes": routes}))
     port, admin, grpc_port = free_ports(3)
     proc = spawn_gateway(
@@ -77,7 +116,7 @@ def through_gateway(
     )
     try:
         gateway_processes(proc, args.gateway_workers)
-        url = f"http://127.0.0.1:{port}/predictions/{MODEL}"
+        url = f"http://127.0.0.1:{port}/predictions/{args.model}"
         headers = {"Content-Type": "application/json"}
         run_load(Load(url, body, headers, args.concurrency, 5), args.clients)  # warm-up
         return run_load(Load(url, body, headers, args.concurrency, args.seconds), args.clients)
@@ -89,6 +128,7 @@ def through_gateway(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--model", choices=("resnet50", "minilm"), default="resnet50")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--delay-ms", type=int, default=10)
     parser.add_argument("--workers", type=int, default=4)
@@ -102,7 +142,7 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    result: dict[str, Any] = {"model": MODEL, "settings": vars(args) | {"out": str(args.out)}}
+    result: dict[str, Any] = {"model": args.model, "settings": vars(args) | {"out": str(args.out)}}
     with tempfile.TemporaryDirectory(prefix="bench-served-") as tmp:
         store = Path(tmp) / "store"
         serving = {
@@ -113,7 +153,7 @@ def main() -> int:
         }
         plan = TimingPlan(warmup=1, min_runs=1, max_runs=1, budget_s=0.0)
         request = ExportRequest(
-            model=MODEL,
+            model=args.model,
             out=store,
             formats=("torchscript",),
             device=args.device,
@@ -121,18 +161,18 @@ def main() -> int:
             serving_overrides=serving,
         )
         run_export(request)
-        artifact = store / MODEL / "torchscript" / "artifact" / "model.torchscript.pt"
+        artifact = store / args.model / "torchscript" / "artifact" / "model.torchscript.pt"
         if args.device == "cuda":
-            result["raw_fp32"] = raw_throughput(artifact, args.batch_size)
+            result["raw_fp32"] = raw_throughput(args.model, artifact, args.batch_size)
             log.info("raw: %s", result["raw_fp32"])
             torch.cuda.empty_cache()
         with torchserve(store, Path(tmp) / "ts") as server:
-            url = f"{server.settings.url('inference')}/predictions/{MODEL}_torchscript/1.0"
+            url = f"{server.settings.url('inference')}/predictions/{args.model}_torchscript/1.0"
             headers = {
                 "Authorization": f"Bearer {server.keys().inference.key}",
                 "Content-Type": "application/json",
             }
-            body = json.dumps({"inputs": [base64.b64encode(jpeg()).decode()]}).encode()
+            body = request_body(args.model)
             run_load(Load(url, body, headers, args.concurrency, 5), args.clients)  # warm-up
             load = Load(url, body, headers, args.concurrency, args.seconds)
             result["served"] = run_load(load, args.clients)
@@ -143,7 +183,8 @@ def main() -> int:
                 )
                 log.info("served through the gateway: %s", result["served_gateway"])
             model_log = (server.settings.logdir / "model_log.log").read_text()
-            (args.out.parent / "served-model-log.txt").write_text(model_log[-200_000:])
+            log_copy = args.out.parent / f"served-{args.model}-model-log.txt"
+            log_copy.write_text(model_log[-200_000:])
     if "raw_fp32" in result:
         for key in ("served", "served_gateway"):
             if key in result:

@@ -69,7 +69,7 @@ def _export_legacy(
 ) -> None:
     names = [t.name for t in (*spec.inputs, *spec.outputs)]
     axes = {t.name: t.dynamic_axes() for t in (*spec.inputs, *spec.outputs)}
-    with torch.no_grad(), _eager_attention(module), warnings.catch_warnings():
+    with torch.no_grad(), eager_attention(module), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
             module,
@@ -84,7 +84,7 @@ def _export_legacy(
 
 
 @contextmanager
-def _eager_attention(module: torch.nn.Module) -> Iterator[None]:
+def eager_attention(module: torch.nn.Module) -> Iterator[None]:
     """Hugging Face submodules switched to their plain attention while exporting, then back
     (the same module object is the eager reference of every other format)."""
     switched = []
