@@ -31,6 +31,7 @@ import yaml
 
 from bench.common import gateway_processes, spawn_gateway, torchserve
 from bench.gpu_timing import throughput
+from bench.handler_stages import stage_times
 from bench.loadgen import Load, run_load
 from export.pipeline import ExportRequest, run_export
 from export.timing import TimingPlan
@@ -125,6 +126,17 @@ def through_gateway(
         proc.wait(60)
 
 
+def stages(
+    store: Path, body: bytes, served: dict[str, float], args: argparse.Namespace
+) -> dict[str, Any]:
+    """The handler's stage times at batch 1, the served mean batch and the maximum."""
+    mar = next(store.rglob(f"{args.model}_torchscript.mar"))
+    batches = tuple(sorted({1, max(1, round(served["mean_batch"])), args.batch_size}))
+    times = stage_times(mar, body, batches, args.device)
+    log.info("handler stages: %s", times)
+    return times
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, required=True)
@@ -182,6 +194,7 @@ def main() -> int:
                     server.settings, body, args, Path(tmp) / "gateway"
                 )
                 log.info("served through the gateway: %s", result["served_gateway"])
+            result["handler_stages_ms"] = stages(store, body, result["served"], args)
             model_log = (server.settings.logdir / "model_log.log").read_text()
             log_copy = args.out.parent / f"served-{args.model}-model-log.txt"
             log_copy.write_text(model_log[-200_000:])
