@@ -5,10 +5,12 @@ seconds against TorchServe's own gRPC port (``mlp_torchscript`` version 1.0, inf
 metadata) and against the gateway's gRPC port (route ``mlp``; the gateway runs in its own
 process, ``servegate gateway run``), in alternating rounds, and reports p50/p99/throughput with
 the gateway's added p50 and throughput ratio. Targets: added p50 <= 1 ms, >= 90% of direct.
-``--py-spy FILE`` records the gateway's stacks (collapsed) during its last round.
+The gateway forwards to TorchServe's gRPC port (``--upstream grpc``, the backend's
+``grpc_address``) or to its HTTP API (``--upstream http``). ``--py-spy FILE`` records the
+gateway's stacks (collapsed) during its last round.
 
     .venv/bin/python -m bench.grpc [--concurrency 8] [--duration 15] [--rounds 2] [--workers 1]
-        [--channels 1] [--clients 1]
+        [--channels 1] [--clients 1] [--upstream grpc|http]
 """
 
 from __future__ import annotations
@@ -175,6 +177,12 @@ def main() -> int:
         "--channels", type=int, default=1, help="client channels (HTTP/2 connections)"
     )
     parser.add_argument("--clients", type=int, default=1, help="client processes")
+    parser.add_argument(
+        "--upstream",
+        choices=("grpc", "http"),
+        default="grpc",
+        help="the gateway forwards to TorchServe's gRPC port (grpc_address) or its HTTP API",
+    )
     parser.add_argument("--py-spy", type=Path, default=None, help="collapsed stacks of the gateway")
     parser.add_argument(
         "--batch-size", type=int, default=None, help="TorchServe batchSize of the mlp archive"
@@ -199,6 +207,8 @@ def main() -> int:
             s = ts.settings
             config = work / "gateway.yaml"
             backend = {"inference_url": s.url("inference"), "key_file": str(s.key_file)}
+            if args.upstream == "grpc":
+                backend["grpc_address"] = f"{s.host}:{s.ports.grpc_inference}"
             stable = {"name": "stable", "backend": "ts", "model": "mlp_torchscript", "weight": 100}
             routes = {"mlp": {"variants": [stable]}}
             config.write_text(yaml.safe_dump({"backends": {"ts": backend}, "routes": routes}))
@@ -274,7 +284,7 @@ def report(runs: dict[str, list[dict[str, float]]], args: argparse.Namespace) ->
     lines = [
         f"mlp TorchScript over gRPC, {args.concurrency} calls in flight on {args.channels} "
         f"channel(s) from {args.clients} client process(es), {args.workers} gateway "
-        f"process(es), {args.duration:g} s, "
+        f"process(es) forwarding over {args.upstream}, {args.duration:g} s, "
         f"best of {args.rounds} alternating rounds",
         f"{'':10}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>10}",
     ]

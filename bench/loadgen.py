@@ -23,7 +23,7 @@ class Load:
     seconds: float
 
 
-async def _client(load: Load, share: int) -> tuple[list[float], list[int], float]:
+async def _client(load: Load, share: int) -> tuple[list[float], list[int], float, float]:
     latencies: list[float] = []
     batches: list[int] = []
     stop = time.perf_counter() + load.seconds
@@ -37,13 +37,15 @@ async def _client(load: Load, share: int) -> tuple[list[float], list[int], float
                 latencies.append((time.perf_counter() - started) * 1000)
                 batches.append(int(resp.headers.get("x-servegate-batch-size", "0")))
 
+        cpu = time.process_time()
         began = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(share)))
         elapsed = time.perf_counter() - began
-    return latencies, batches, elapsed
+        cpu = time.process_time() - cpu
+    return latencies, batches, elapsed, cpu
 
 
-def _process(load: Load, share: int) -> tuple[list[float], list[int], float]:
+def _process(load: Load, share: int) -> tuple[list[float], list[int], float, float]:
     return asyncio.run(_client(load, share))
 
 
@@ -53,14 +55,17 @@ def run_load(load: Load, processes: int) -> dict[str, float]:
     ]
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
         parts = pool.starmap(_process, [(load, s) for s in shares if s])
-    latencies = [x for lat, _, _ in parts for x in lat]
-    batches = [b for _, bs, _ in parts for b in bs]
+    latencies = [x for lat, _, _, _ in parts for x in lat]
+    batches = [b for _, bs, _, _ in parts for b in bs]
     # Each process's own rate over its own timed window: process start-up is not counted.
-    rps = sum(len(lat) / elapsed for lat, _, elapsed in parts)
+    rps = sum(len(lat) / elapsed for lat, _, elapsed, _ in parts)
     return {
         "rps": round(rps, 1),
         "p50_ms": round(pct(latencies, 50), 2),
         "p99_ms": round(pct(latencies, 99), 2),
         "mean_batch": round(sum(batches) / max(len(batches), 1), 2),
         "requests": len(latencies),
+        # Near 1.0 per process, the load generator itself is the limit.
+        "client_cores": round(sum(cpu / elapsed for _, _, elapsed, cpu in parts), 2),
+        "client_processes": processes,
     }

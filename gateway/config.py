@@ -37,7 +37,8 @@ class BackendConfig(Frozen):
     metrics_url: Annotated[str | None, Field(pattern=r"^https?://[^/]+$")] = None
     # Only the gateway itself calls it, to renew an expired inference key (never for clients).
     management_url: Annotated[str | None, Field(pattern=r"^https?://[^/]+$")] = None
-    grpc_address: str | None = None
+    # TorchServe's gRPC inference port: TorchServe-gRPC clients' Predictions go there.
+    grpc_address: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9._-]+:[0-9]{1,5}$")] = None
     key_file: Path | None = Field(default=None, description="TorchServe's key_file.json")
     model_store: Path | None = None
 

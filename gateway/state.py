@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from gateway.backends import Backend, HttpPool, make_backend
+from gateway.backends import Backend, GrpcPool, HttpPool, make_backend
 from gateway.config import LoadedConfig
 from gateway.ejection import OutlierDetector
 from gateway.metrics import GatewayMetrics, TableCollector
@@ -51,6 +51,7 @@ class Gateway:
         self.stats = WindowStats(self.metrics.families)
         # One pooled client for every backend: connections are reused across tables.
         self.client = HttpPool()
+        self.grpc_client = GrpcPool()
         self.scraped = ScrapedCollector(lambda: self.table.loaded.config)
         if primary:
             self.metrics.add_collector(self.scraped)
@@ -67,7 +68,11 @@ class Gateway:
         renewed = self.metrics.key_renewals
         backends = {
             name: make_backend(
-                name, cfg, self.client, lambda b, result: renewed.labels(b, result).inc()
+                name,
+                cfg,
+                self.client,
+                lambda b, result: renewed.labels(b, result).inc(),
+                self.grpc_client,
             )
             for name, cfg in loaded.config.backends.items()
         }
@@ -109,6 +114,7 @@ class Gateway:
                 await task
         await self.shadow.drain()
         await self.client.aclose()
+        await self.grpc_client.aclose()
 
     async def _stats_loop(self) -> None:
         while True:

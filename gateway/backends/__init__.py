@@ -2,11 +2,13 @@
 
 from gateway.backends.base import Backend, BackendResponse, ModelSignature, Payload, TensorSpec
 from gateway.backends.factory import make_backend
+from gateway.backends.grpc_upstream import GrpcPool
 from gateway.backends.http import HttpPool
 
 __all__ = [
     "Backend",
     "BackendResponse",
+    "GrpcPool",
     "HttpPool",
     "ModelSignature",
     "Payload",

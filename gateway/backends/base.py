@@ -8,6 +8,7 @@ returned as a ``BackendResponse`` for the protocol layer to pass through or tran
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from gateway.config import Variant
@@ -22,10 +23,13 @@ class BackendResponse:
 
 @dataclass(frozen=True)
 class Payload:
-    """A request body as the client sent it, forwarded unchanged."""
+    """A request body as the client sent it, forwarded unchanged. ``inputs``: the same request
+    as TorchServe's gRPC ``input`` map, when the client spoke TorchServe's gRPC API (a backend
+    with a gRPC upstream sends that instead of ``body``)."""
 
     body: bytes
     content_type: str | None
+    inputs: Mapping[str, bytes] | None = None
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 Only ``/predictions/<model>/<version>`` and ``/ping`` on the inference address are ever called
 for clients; the URL is built from config, never from client input, so no management, token,
-metrics, workflow or API-description path can be reached through the gateway.
+metrics, workflow or API-description path can be reached through the gateway. A request from a
+client of TorchServe's gRPC API goes to TorchServe's gRPC ``Predictions`` instead when
+``grpc_address`` is set (``grpc_upstream.py`` says why), with the same key and renewal.
 
 Key expiry: TorchServe's inference key expires (``token_expiration_min``, 60 by default) and
 TorchServe answers it with 400 ``InvalidKeyException`` without writing a new one. When the key
@@ -21,10 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from gateway.backends.archive import read_signature
 from gateway.backends.base import Backend, BackendResponse, ModelSignature, Payload
+from gateway.backends.grpc_upstream import GrpcPool, KeyRejected
 from gateway.backends.http import HttpPool, HttpReply
 from gateway.backends.keys import KeyFileReader
 from gateway.config import BackendConfig, Variant
@@ -44,6 +47,7 @@ class TorchServeBackend(Backend):
         config: BackendConfig,
         pool: HttpPool,
         on_renewal: RenewalHook | None = None,
+        grpc_pool: GrpcPool | None = None,
     ) -> None:
         self.name = name
         self.config = config
@@ -52,10 +56,37 @@ class TorchServeBackend(Backend):
         self.on_renewal = on_renewal
         self._renewing = asyncio.Lock()
         self._what = f"backend {name}"
+        # TorchServe-gRPC clients' requests go to TorchServe's gRPC port when it is configured.
+        self.grpc = grpc_pool if config.grpc_address is not None else None
+
+    async def _predict_grpc(
+        self, variant: Variant, inputs: Mapping[str, bytes], timeout_s: float
+    ) -> BackendResponse:
+        assert self.grpc is not None and self.config.grpc_address is not None
+        key = self.keys.key()
+        for attempt in range(2):
+            try:
+                return await self.grpc.predict(
+                    self.config.grpc_address,
+                    variant.model,
+                    variant.version,
+                    inputs,
+                    key=key,
+                    timeout_s=timeout_s,
+                    what=self._what,
+                )
+            except KeyRejected:
+                if attempt == 0:
+                    key = await self._renew_key(key)
+                    if key is not None:
+                        continue
+        raise BackendAuthRejected("the model server is unavailable")
 
     async def predict(
         self, variant: Variant, payload: Payload, timeout_s: float
     ) -> BackendResponse:
+        if payload.inputs is not None and self.grpc is not None:
+            return await self._predict_grpc(variant, payload.inputs, timeout_s)
         url = f"{self.config.inference_url}/predictions/{variant.model}/{variant.version}"
         headers = {"Content-Type": payload.content_type or "application/octet-stream"}
         reply = await self._send("POST", url, headers, payload.body, timeout_s)

@@ -118,7 +118,7 @@ def payload_of(inputs: Any) -> Payload:
         raise BadRequest("input is empty: send the request body as input['data']")
     if len(inputs) == 1:
         (body,) = inputs.values()
-        return Payload(bytes(body), "application/octet-stream")
+        return Payload(bytes(body), "application/octet-stream", inputs)
     boundary = uuid.uuid4().hex
     parts = []
     for name, value in inputs.items():
@@ -130,7 +130,7 @@ def payload_of(inputs: Any) -> Payload:
         )
         parts.append(head.encode() + bytes(value) + b"\r\n")
     body = b"".join(parts) + f"--{boundary}--\r\n".encode()
-    return Payload(body, f"multipart/form-data; boundary={boundary}")
+    return Payload(body, f"multipart/form-data; boundary={boundary}", inputs)
 
 
 def _health(ok: bool) -> str:

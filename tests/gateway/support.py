@@ -28,6 +28,7 @@ def ts_backend(ts: TorchServeClient, **over: Any) -> dict[str, Any]:
     return {
         "kind": "torchserve",
         "inference_url": s.url("inference"),
+        "grpc_address": f"{s.host}:{s.ports.grpc_inference}",
         "metrics_url": s.url("metrics"),
         "key_file": str(s.key_file),
         "model_store": str(s.store),
