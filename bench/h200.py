@@ -4,7 +4,7 @@
 On the H200 (through the device tool, commands in docs/benchmarks.md) ``bench.gpu_raw`` and
 ``bench.gpu_served`` write JSON files under ``$OUT``; the tool copies them here. Then:
 
-    .venv/bin/python -m bench.h200 RAW.json [RAW2.json ...] --served SERVED.json
+    .venv/bin/python -m bench.h200 RAW.json [RAW2.json ...] [--served SERVED.json ...]
 """
 
 from __future__ import annotations
@@ -71,15 +71,19 @@ def summary(result: dict[str, Any], plots: list[Path]) -> str:
         f"\n**Target** resnet50 bf16 >= {RESNET50_TARGET} img/s: {best['variant']} at batch "
         f"{best['batch']}: {best['items_per_s']:.0f} img/s: **{met}**"
     )
-    served = result.get("served")
-    if served:
+    for served in result.get("served", []):
         ratio = served["served_over_raw"]
         lines.append(
-            f"\n**Target** served >= {SERVED_TARGET:.0%} of raw at the same batch size: "
-            f"{served['served']['rps']:.0f} img/s served vs {served['raw_fp32']['items_per_s']:.0f}"
-            f" raw (fp32 TorchScript, batch {served['settings']['batch_size']}): {ratio:.1%}: "
-            f"**{'MET' if ratio >= SERVED_TARGET else 'MISSED'}**"
+            f"\n**Target** served >= {SERVED_TARGET:.0%} of raw at the same batch size, "
+            f"{served.get('model', 'resnet50')}: {served['served']['rps']:.0f}/s served vs "
+            f"{served['raw_fp32']['items_per_s']:.0f}/s raw (fp32 TorchScript, batch "
+            f"{served['settings']['batch_size']}, {served['settings']['clients']} client "
+            f"processes): {ratio:.1%}: **{'MET' if ratio >= SERVED_TARGET else 'MISSED'}**"
         )
+        if "handler_stages_ms" in served:
+            lines.append(
+                f"handler stages (ms per batch): {json.dumps(served['handler_stages_ms'])}"
+            )
     lines += ["", *(f"- plot: {p}" for p in plots)]
     return "\n".join(lines) + "\n"
 
@@ -87,14 +91,13 @@ def summary(result: dict[str, Any], plots: list[Path]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("raw", type=Path, nargs="+")
-    parser.add_argument("--served", type=Path)
+    parser.add_argument("--served", type=Path, action="append", default=[])
     parser.add_argument("--results", type=Path, default=Path("bench/results"))
     parser.add_argument("--plots", type=Path, default=Path("docs/img"))
     args = parser.parse_args()
     date = datetime.date.today().isoformat()
     result: dict[str, Any] = {"date": date, "raw": merge(args.raw)}
-    if args.served:
-        result["served"] = json.loads(args.served.read_text())
+    result["served"] = [json.loads(path.read_text()) for path in args.served]
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / f"{date}-h200.json").write_text(json.dumps(result, indent=2) + "\n")
     args.plots.mkdir(parents=True, exist_ok=True)
