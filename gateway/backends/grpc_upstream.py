@@ -52,6 +52,9 @@ class GrpcPool:
                 options=[
                     ("grpc.max_receive_message_length", -1),
                     ("grpc.max_send_message_length", -1),
+                    # Straight to TorchServe, as the HTTP client goes: no http_proxy from the
+                    # environment between the gateway and its backend.
+                    ("grpc.enable_http_proxy", 0),
                 ],
             )
             self._channels.append(channel)

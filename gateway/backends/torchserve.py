@@ -76,10 +76,10 @@ class TorchServeBackend(Backend):
                     what=self._what,
                 )
             except KeyRejected:
-                if attempt == 0:
-                    key = await self._renew_key(key)
-                    if key is not None:
-                        continue
+                # Renew once (as for HTTP); no new key, or a second refusal, ends the call.
+                key = await self._renew_key(key) if attempt == 0 else None
+                if key is None:
+                    break
         raise BackendAuthRejected("the model server is unavailable")
 
     async def predict(
