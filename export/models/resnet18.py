@@ -7,7 +7,7 @@ state dict: nothing is downloaded.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
@@ -49,16 +49,24 @@ def extra_files(scratch: Path) -> dict[str, Path]:
     return {"labels.json": labels}
 
 
-SPEC = ModelSpec(
-    name="resnet18",
-    task="image_classification",
-    build=build,
-    example_inputs=example_inputs,
-    inputs=(TensorSpec(name="pixels", shape=("batch", 3, CROP, CROP)),),
-    outputs=(TensorSpec(name="logits", shape=("batch", 1000)),),
-    dims={"batch": DimRange(min=1, max=256, export=2, check=(1, 3, 5))},
-    tolerance=Tolerance(atol=1e-3, rtol=1e-3),
-    task_config={"labels": "labels.json", "top_k": 5, "resize": 256, "crop": CROP},
-    extra_files=extra_files,
-    serving=ServingConfig(batch_size=8, max_batch_delay_ms=5),
-)
+def image_classifier(
+    name: str, build: Callable[[Path | None], nn.Module], max_batch: int
+) -> ModelSpec:
+    """The spec every torchvision ImageNet classifier here shares: 224x224 pixels in, 1,000
+    logits out, ResNet-18's pre- and post-processing."""
+    return ModelSpec(
+        name=name,
+        task="image_classification",
+        build=build,
+        example_inputs=example_inputs,
+        inputs=(TensorSpec(name="pixels", shape=("batch", 3, CROP, CROP)),),
+        outputs=(TensorSpec(name="logits", shape=("batch", 1000)),),
+        dims={"batch": DimRange(min=1, max=max_batch, export=2, check=(1, 3, 5))},
+        tolerance=Tolerance(atol=1e-3, rtol=1e-3),
+        task_config={"labels": "labels.json", "top_k": 5, "resize": 256, "crop": CROP},
+        extra_files=extra_files,
+        serving=ServingConfig(batch_size=8, max_batch_delay_ms=5),
+    )
+
+
+SPEC = image_classifier("resnet18", build, max_batch=256)
