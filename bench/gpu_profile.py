@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from bench.gpu_timing import Runner
+from bench.gpu_timing import Runner, timed_calls
 
 
 def profile_to(run: Runner, out: Path, calls: int = 5) -> float:
@@ -15,14 +15,7 @@ def profile_to(run: Runner, out: Path, calls: int = 5) -> float:
     run()
     torch.cuda.synchronize()
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        start = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
-        end = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
-        start.record()
-        for _ in range(calls):
-            run()
-        end.record()
-        torch.cuda.synchronize()
-    wall_us = start.elapsed_time(end) * 1000
+        wall_us = timed_calls(run, calls) * 1e6
     events = prof.key_averages()
     kernel_us = sum(e.device_time_total for e in events if e.device_type.name == "CUDA")
     busy = kernel_us / wall_us if wall_us else 0.0

@@ -9,6 +9,18 @@ import torch
 Runner = Callable[[], object]
 
 
+def timed_calls(run: Runner, calls: int) -> float:
+    """Seconds that ``calls`` back-to-back calls of ``run`` take on the GPU (CUDA events)."""
+    start = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
+    end = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
+    start.record()
+    for _ in range(calls):
+        run()
+    end.record()
+    torch.cuda.synchronize()
+    return float(start.elapsed_time(end)) / 1000
+
+
 def throughput(run: Runner, batch: int, min_s: float = 0.5, warmup: int = 3) -> dict[str, float]:
     """Items per second and milliseconds per call of ``run`` (one batch of ``batch`` items)."""
     for _ in range(warmup):
@@ -16,14 +28,7 @@ def throughput(run: Runner, batch: int, min_s: float = 0.5, warmup: int = 3) -> 
     torch.cuda.synchronize()
     iters = 1
     while True:
-        start = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
-        end = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
-        start.record()
-        for _ in range(iters):
-            run()
-        end.record()
-        torch.cuda.synchronize()
-        elapsed_s = start.elapsed_time(end) / 1000
+        elapsed_s = timed_calls(run, iters)
         if elapsed_s >= min_s or iters >= 10_000:
             break
         iters = max(iters * 2, int(iters * min_s / max(elapsed_s, 1e-6) * 1.1))
