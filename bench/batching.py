@@ -17,13 +17,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench.common import torchserve
+from bench.common import quick_export, torchserve
 from bench.wrkload import wrk
 from export.package import build_archive
-from export.pipeline import ExportRequest, run_export
 from export.registry import resolve
 from export.spec import ServingConfig
-from export.timing import TimingPlan
 
 log = logging.getLogger("bench")
 SETTINGS = ((1, 0), (4, 5), (8, 5), (8, 20), (16, 10), (32, 20))
@@ -32,14 +30,7 @@ TEXT = "The quick brown fox jumps over the lazy dog while the band plays on the 
 
 def archives(store: Path, work: Path) -> list[str]:
     spec = resolve("minilm")
-    run_export(
-        ExportRequest(
-            model="minilm",
-            out=work,
-            formats=("onnx",),
-            timing=TimingPlan(warmup=1, min_runs=1, max_runs=1, budget_s=0.0),
-        )
-    )
+    quick_export("minilm", work, ("onnx",))
     artifact_dir = work / "minilm" / "onnx" / "artifact"
     artifacts = [artifact_dir / "model.onnx", *sorted(artifact_dir.glob("model.onnx.data"))]
     names = []

@@ -6,14 +6,19 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 
 from servegate.torchserve.process import TorchServe
 from servegate.torchserve.settings import Ports, TorchServeSettings
+
+if TYPE_CHECKING:
+    from export.report import ExportReport
+    from handlers.manifest import Format
 
 
 @contextmanager
@@ -80,3 +85,29 @@ def gateway_processes(proc: subprocess.Popen[bytes], workers: int) -> list[psuti
         if time.monotonic() > deadline:
             raise RuntimeError(f"{len(found) + 1} of {workers} gateway processes started")
         time.sleep(0.2)
+
+
+def quick_export(
+    model: str,
+    out: Path,
+    formats: tuple[Format, ...],
+    *,
+    device: str = "cpu",
+    serving: Mapping[str, int] | None = None,
+) -> ExportReport:
+    """Export through the real pipeline (parity still checked) with each format timed once:
+    the benchmark does its own timing. ``serving`` overrides ``model-config.yaml`` fields."""
+    # Imported here: load generator processes import this module and need no torch.
+    from export.pipeline import ExportRequest, run_export
+    from export.timing import TimingPlan
+
+    return run_export(
+        ExportRequest(
+            model=model,
+            out=out,
+            formats=formats,
+            device=device,
+            timing=TimingPlan(warmup=1, min_runs=1, max_runs=1, budget_s=0.0),
+            serving_overrides=serving or {},
+        )
+    )

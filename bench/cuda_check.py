@@ -25,9 +25,10 @@ from bench.common import torchserve
 from export.models import mlp
 from export.pipeline import ExportRequest, run_export
 from export.timing import TimingPlan
+from handlers.manifest import Format
 
 log = logging.getLogger("bench")
-FORMATS = ("torchscript", "aoti", "onnx")
+FORMATS: tuple[Format, ...] = ("torchscript", "aoti", "onnx")
 
 
 def main() -> int:

@@ -23,16 +23,14 @@ from typing import Any
 
 import torch
 
-from export.pipeline import ExportRequest, run_export
+from bench.common import quick_export
 from export.registry import resolve
 from export.report import ExportReport
-from export.timing import TimingPlan
 from handlers.manifest import Format
 from handlers.runtimes import Runtime, load_runtime
 from handlers.runtimes.eager import EagerRuntime
 
 log = logging.getLogger("bench")
-QUICK = TimingPlan(warmup=1, min_runs=1, max_runs=1, budget_s=0.0)
 ARTIFACT = {
     "torchscript": "model.torchscript.pt",
     "aoti": "model.pt2",
@@ -57,9 +55,7 @@ CASES = (
 
 
 def export_all(case: Case, out: Path) -> tuple[ExportReport, dict[str, Runtime]]:
-    report = run_export(
-        ExportRequest(model=case.model, out=out, formats=case.formats, timing=QUICK)
-    )
+    report = quick_export(case.model, out, case.formats)
     spec = resolve(case.model)
     runtimes: dict[str, Runtime] = {"eager": EagerRuntime(spec.build(None), torch.device("cpu"))}
     for fmt, result in report.formats.items():

@@ -34,9 +34,7 @@ import httpx
 import psutil
 import yaml
 
-from bench.common import gateway_processes, spawn_gateway, torchserve
-from export.pipeline import ExportRequest, run_export
-from export.timing import TimingPlan
+from bench.common import gateway_processes, quick_export, spawn_gateway, torchserve
 from servegate.ports import free_ports
 
 log = logging.getLogger("bench")
@@ -146,17 +144,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-gw-") as tmp:
         work = Path(tmp)
         store = work / "store"
-        run_export(
-            ExportRequest(
-                model="mlp",
-                out=store,
-                formats=("torchscript",),
-                timing=TimingPlan(warmup=1, min_runs=1, max_runs=1, budget_s=0.0),
-                serving_overrides=(
-                    {} if args.batch_size is None else {"batch_size": args.batch_size}
-                ),
-            )
-        )
+        overrides = {} if args.batch_size is None else {"batch_size": args.batch_size}
+        quick_export("mlp", store, ("torchscript",), serving=overrides)
         with torchserve(store, work / "ts") as ts:
             s = ts.settings
             config = work / "gateway.yaml"

@@ -29,12 +29,10 @@ from typing import Any
 import torch
 import yaml
 
-from bench.common import gateway_processes, spawn_gateway, torchserve
+from bench.common import gateway_processes, quick_export, spawn_gateway, torchserve
 from bench.gpu_timing import throughput
 from bench.handler_stages import stage_times
 from bench.loadgen import Load, run_load
-from export.pipeline import ExportRequest, run_export
-from export.timing import TimingPlan
 from handlers.runtimes.torchscript import TorchScriptRuntime
 from servegate.ports import free_ports
 from servegate.torchserve.settings import TorchServeSettings
@@ -163,16 +161,7 @@ def main() -> int:
             "min_workers": args.workers,
             "max_workers": args.workers,
         }
-        plan = TimingPlan(warmup=1, min_runs=1, max_runs=1, budget_s=0.0)
-        request = ExportRequest(
-            model=args.model,
-            out=store,
-            formats=("torchscript",),
-            device=args.device,
-            timing=plan,
-            serving_overrides=serving,
-        )
-        run_export(request)
+        quick_export(args.model, store, ("torchscript",), device=args.device, serving=serving)
         artifact = store / args.model / "torchscript" / "artifact" / "model.torchscript.pt"
         if args.device == "cuda":
             result["raw_fp32"] = raw_throughput(args.model, artifact, args.batch_size)

@@ -34,9 +34,7 @@ import grpc
 import psutil
 import yaml
 
-from bench.common import gateway_processes, pct, spawn_gateway, torchserve
-from export.pipeline import ExportRequest, run_export
-from export.timing import TimingPlan
+from bench.common import gateway_processes, pct, quick_export, spawn_gateway, torchserve
 from gateway.grpc.stubs import inference_pb2, inference_pb2_grpc
 from servegate.ports import free_ports
 
@@ -192,17 +190,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-grpc-") as tmp:
         work = Path(tmp)
         store = work / "store"
-        plan = TimingPlan(warmup=1, min_runs=1, max_runs=1, budget_s=0.0)
         overrides = {} if args.batch_size is None else {"batch_size": args.batch_size}
-        run_export(
-            ExportRequest(
-                model="mlp",
-                out=store,
-                formats=("torchscript",),
-                timing=plan,
-                serving_overrides=overrides,
-            )
-        )
+        quick_export("mlp", store, ("torchscript",), serving=overrides)
         with torchserve(store, work / "ts") as ts:
             s = ts.settings
             config = work / "gateway.yaml"

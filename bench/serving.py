@@ -22,10 +22,8 @@ from model_archiver.model_archiver import ModelArchiver
 from model_archiver.model_archiver_config import ModelArchiverConfig
 
 from bench import stock_handler
-from bench.common import torchserve
+from bench.common import quick_export, torchserve
 from bench.ts_overhead import measure
-from export.pipeline import ExportRequest, run_export
-from export.timing import TimingPlan
 
 log = logging.getLogger("bench")
 STOCK = "mlp_stock"
@@ -51,16 +49,7 @@ def stock_archive(artifact: Path, store: Path, stage: Path) -> None:
 def run(requests: int, rounds: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         store = Path(tmp) / "store"
-        plan = TimingPlan(warmup=1, min_runs=1, max_runs=1, budget_s=0.0)
-        run_export(
-            ExportRequest(
-                model="mlp",
-                out=store,
-                formats=("torchscript",),
-                timing=plan,
-                serving_overrides={"batch_size": 1},
-            )
-        )
+        quick_export("mlp", store, ("torchscript",), serving={"batch_size": 1})
         artifact = store / "mlp" / "torchscript" / "artifact" / "model.torchscript.pt"
         stock_archive(artifact, store, Path(tmp) / "stage")
         runs: dict[str, list[dict[str, float]]] = {"servegate": [], "stock": []}

@@ -19,9 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import pct, torchserve
-from export.pipeline import ExportRequest, run_export
-from export.timing import TimingPlan
+from bench.common import pct, quick_export, torchserve
 
 log = logging.getLogger("bench")
 ROW = [[0.1 * i for i in range(16)]]
@@ -59,14 +57,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="sg-bench-") as tmp:
         for label, overrides in (("batch1", {"batch_size": 1}), ("batch8_delay5ms", {})):
             store = Path(tmp) / label
-            request = ExportRequest(
-                model="mlp",
-                out=store,
-                formats=("torchscript",),
-                timing=TimingPlan(warmup=1, min_runs=1, max_runs=1, budget_s=0),
-                serving_overrides=overrides,
-            )
-            run_export(request)
+            quick_export("mlp", store, ("torchscript",), serving=overrides)
             with torchserve(store, Path(tmp) / f"ts-{label}") as server:
                 url = server.settings.url("inference")
                 results[label] = measure(
