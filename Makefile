@@ -13,7 +13,7 @@ WEIGHTS ?=
 PYTEST_ARGS ?=
 STUBS := gateway/grpc/stubs/__init__.py
 
-.PHONY: help install protos export serve stop demo test lint bench bench-overhead bench-gateway bench-grpc
+.PHONY: help install protos export serve stop demo test test-fast lint bench bench-overhead bench-gateway bench-grpc
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -46,10 +46,16 @@ stop: install ## stop what `make serve` / `make demo` started (gateway and Torch
 demo: install ## export minilm, serve it behind the gateway (90/10 canary), send traffic
 	$(BIN)/servegate demo
 
-test: install ## run the test suite (real TorchServe, real Chromium)
+FAST := not export and not torchserve and not browser
+
+test: install ## run the whole test suite (real TorchServe, real Chromium)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	command -v promtool >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: install ## the tests that need no TorchServe, no export and no browser (tiers: tests/conftest.py)
+	command -v promtool >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus)
+	$(BIN)/pytest -m "$(FAST)" $(PYTEST_ARGS)
 
 lint: install ## ruff and mypy
 	$(BIN)/ruff check .

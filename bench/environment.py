@@ -21,6 +21,18 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def cpu_isa() -> list[str]:
+    """The vector extensions int8 and fp32 kernels pick by (AVX2, AVX-512, VNNI, AMX)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = line.split(":", 1)[1].split()
+                return sorted(f for f in flags if f.startswith(("avx", "amx")) or "vnni" in f)
+    except OSError:
+        pass
+    return []
+
+
 def cpu_environment() -> dict[str, Any]:
     versions: dict[str, str | None] = {}
     for name in PACKAGES:
@@ -30,6 +42,7 @@ def cpu_environment() -> dict[str, Any]:
             versions[name] = None
     return {
         "cpu": cpu_model(),
+        "isa": cpu_isa(),
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "versions": versions,

@@ -19,6 +19,7 @@ from export.errors import ExportError, FormatFailed
 from export.exporters import EXPORTERS, get_exporter
 from export.package import archive_name, build_archive
 from export.parity import EagerReference
+from export.parity_inputs import parity_cases, seeded_example
 from export.probe import probe
 from export.progress import step
 from export.registry import resolve
@@ -92,7 +93,7 @@ def _run_locked(request: ExportRequest, spec: ModelSpec, work: Path) -> ExportRe
     with step(f"[{spec.name}] building the eager model and parity references"):
         module = spec.build(request.weights)
         eager = EagerRuntime(module, torch.device(request.device))
-        reference = EagerReference(spec, eager)
+        reference = EagerReference(parity_cases(spec, work), eager)
     report = ExportReport(model=spec.name)
     for i, fmt in enumerate(request.formats, 1):
         log.info("[%s] format %d/%d: %s", spec.name, i, len(request.formats), fmt)
@@ -124,7 +125,7 @@ def _export_format(
     shutil.rmtree(fmt_dir, ignore_errors=True)
     artifact_dir = fmt_dir / "artifact"
     artifact_dir.mkdir(parents=True)
-    example = tuple(t.to(request.device) for t in spec.example_inputs(spec.sizes()))
+    example = tuple(t.to(request.device) for t in seeded_example(spec, spec.sizes()))
     started = time.perf_counter()
     with _stage(fmt, "export", fmt_dir), step(f"[{spec.name}] {fmt}: exporting"):
         artifacts = get_exporter(fmt).export(module, spec, example, artifact_dir)

@@ -6,6 +6,7 @@ import statistics
 import time
 from dataclasses import dataclass
 
+from export.parity_inputs import seeded_example
 from export.spec import ModelSpec
 from handlers.runtimes import Runtime
 
@@ -23,7 +24,7 @@ class TimingPlan:
 def latency_ms(runtime: Runtime, spec: ModelSpec, plan: TimingPlan) -> dict[str, float]:
     result: dict[str, float] = {}
     for batch in BATCH_SIZES:
-        inputs = spec.example_inputs(spec.sizes(batch=batch, **spec.timing_sizes))
+        inputs = seeded_example(spec, spec.sizes(batch=batch, **spec.timing_sizes))
         for _ in range(plan.warmup):
             runtime.run(inputs)
         samples: list[float] = []

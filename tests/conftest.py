@@ -2,18 +2,32 @@
 
 Everything here is real: the export pipeline writes real ``.mar`` files and TorchServe
 (started through ``servegate.torchserve``) serves them on free loopback ports.
+
+Tiers. Every test is marked by what it needs, so that ``make test-fast`` can leave out what is
+slow to start. The marks come from the fixtures a test uses (``TIER_FIXTURES``) or, for a test
+that runs the thing itself (a subprocess, its own export), from its module's ``pytestmark``:
+
+- ``export``: a real export (traced, exported and reloaded models, ``.mar`` archives);
+- ``torchserve``: a real TorchServe (Java) on loopback;
+- ``browser``: a real Chromium.
+
+A test with none of these marks runs in the fast tier, and there ``tier_guard`` makes starting
+TorchServe or exporting a format fail at once with the mark the test is missing, so a test
+cannot slip into the fast tier by forgetting its mark.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
+from export import pipeline
 from export.pipeline import ExportRequest, run_export
 from export.timing import TimingPlan
 from servegate.ports import free_ports
@@ -22,6 +36,42 @@ from servegate.torchserve.settings import Ports, TorchServeSettings
 from tests.support.tsclient import TorchServeClient
 
 __all__ = ["free_ports", "fresh_ports", "serving"]
+
+SLOW_TIERS = ("export", "torchserve", "browser")
+TIER_FIXTURES: dict[str, tuple[str, ...]] = {
+    "model_store": ("export",),
+    "scratch_store": ("export",),
+    "mlp_dir": ("export",),
+    "torchserve": ("export", "torchserve"),
+    "canary_torchserve": ("export", "torchserve"),
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        for fixture, tiers in TIER_FIXTURES.items():
+            if fixture in fixtures:
+                for tier in tiers:
+                    item.add_marker(tier)
+
+
+@pytest.fixture(autouse=True)
+def tier_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a test without the mark, starting TorchServe or exporting a format fails loudly."""
+    node = request.node
+
+    def refuse(tier: str) -> Callable[..., NoReturn]:
+        def refused(*args: object, **kwargs: object) -> NoReturn:
+            raise AssertionError(f"{node.nodeid} needs the '{tier}' mark (see tests/conftest.py)")
+
+        return refused
+
+    if node.get_closest_marker("torchserve") is None:
+        monkeypatch.setattr(TorchServe, "start", refuse("torchserve"))
+    if node.get_closest_marker("export") is None:
+        monkeypatch.setattr(pipeline, "_export_format", refuse("export"))
+
 
 QUICK_TIMING = TimingPlan(warmup=1, min_runs=1, max_runs=1, budget_s=0.0)
 

@@ -10,6 +10,15 @@ at run time. Two choices keep the embedding close to fp32 (MiniLM, cosine to eag
   scale per tensor cannot hold (quantising those too: cosine 0.988; every op: 0.983;
   per-tensor weights: 0.89).
 
+Weights are 7-bit (``reduce_range``), so that the integer products are exact on every CPU.
+With full 8-bit weights, ONNX Runtime's u8 x s8 kernel on x86 CPUs without VNNI (AVX2 only)
+multiplies with ``vpmaddubsw``, which adds each pair of products into a saturating int16:
+255 * 127 * 2 overflows it. The same ``.onnx`` then gives other numbers on an AVX2-only AMD EPYC
+(MiniLM cosine 0.9888) than on a Xeon with AVX-512 VNNI (exact, cosine ~0.995), whatever the
+thread count. With weights in [-64, 64] a pair is at most 255 * 64 * 2 = 32,640, which fits:
+the integer GEMM is exact on both (``bench/int8_parity.py`` measures the distribution; see
+docs/benchmarks.md).
+
 Parity for this format is cosine similarity to fp32 eager (``Tolerance.min_cosine``), not an
 absolute error bound: int8 moves every output a little by design.
 """
@@ -56,6 +65,7 @@ class OnnxInt8Exporter:
             path,
             weight_type=QuantType.QInt8,
             per_channel=True,
+            reduce_range=True,  # exact integer products on AVX2-only CPUs too (docstring)
             op_types_to_quantize=["MatMul"],
             nodes_to_exclude=excluded,
             # The optimiser's fused ops (Attention, SkipLayerNormalization) have no shape

@@ -26,9 +26,7 @@ class TextEmbeddingCodec(TaskCodec):
     def __init__(self, manifest: Manifest, model_dir: Path) -> None:
         super().__init__(manifest, model_dir)
         config = manifest.task_config
-        self.tokenizer = Tokenizer.from_file(str(model_dir / config["tokenizer"]))
-        self.tokenizer.enable_truncation(max_length=int(config["max_length"]))
-        self.tokenizer.enable_padding(pad_id=int(config["pad_id"]), pad_token=config["pad_token"])
+        self.tokenizer = configured_tokenizer(model_dir / config["tokenizer"], config)
         self.max_texts = int(config.get("max_texts_per_request", 1024))
 
     def decode_native(self, body: object) -> tuple[list[Any], bool]:
@@ -65,6 +63,15 @@ class TextEmbeddingCodec(TaskCodec):
     def encode_oip(self, out: torch.Tensor) -> list[dict[str, Any]]:
         name = self.manifest.outputs[0].name
         return [tensor_out(name, "FP32", list(out.shape), out.flatten().tolist())]
+
+
+def configured_tokenizer(path: Path, task_config: dict[str, Any]) -> Tokenizer:
+    """The archive's tokenizer as the worker runs it: truncated and padded per the task config
+    (export's parity check on real sentences uses this same function)."""
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.enable_truncation(max_length=int(task_config["max_length"]))
+    tokenizer.enable_padding(pad_id=int(task_config["pad_id"]), pad_token=task_config["pad_token"])
+    return tokenizer
 
 
 def _as_text(body: object) -> str:

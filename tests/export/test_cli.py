@@ -65,6 +65,7 @@ SPEC = ModelSpec(
 """
 
 
+@pytest.mark.export
 def test_a_format_failing_parity_is_not_packaged_and_the_others_are(tmp_path: Path) -> None:
     spec = tmp_path / "miscompiled.py"
     spec.write_text(MISCOMPILED)

@@ -10,6 +10,8 @@ import torch
 from export.errors import FormatFailed
 from export.probe import probe
 
+pytestmark = pytest.mark.export  # reloads artifacts in child processes
+
 
 def test_a_corrupt_artifact_fails_the_reload_stage(tmp_path: Path) -> None:
     artifact = tmp_path / "artifact" / "model.torchscript.pt"

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -18,6 +20,7 @@ def test_readme_shows_the_example_spec_verbatim() -> None:
     assert example in blocks
 
 
+@pytest.mark.export
 def test_readme_example_exports_and_verifies(tmp_path: Path) -> None:
     servegate = str(Path(sys.executable).with_name("servegate"))
     result = subprocess.run(

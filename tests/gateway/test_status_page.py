@@ -13,7 +13,7 @@ from playwright.sync_api import ConsoleMessage, sync_playwright
 
 from tests.gateway.support import fire, run_gateway, split_route, write_config
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
     "--headless",
