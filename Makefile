@@ -10,20 +10,30 @@ FORMATS ?= torchscript,aoti,onnx
 OUT ?= model_store
 STORE ?= model_store
 WEIGHTS ?=
+# e.g. https://download.pytorch.org/whl/cpu: torch from that index (CPU-only: no CUDA libraries)
+TORCH_INDEX ?=
 PYTEST_ARGS ?=
 STUBS := gateway/grpc/stubs/__init__.py
 
-.PHONY: help install protos export serve stop demo test test-fast lint bench bench-overhead bench-gateway bench-grpc
+.PHONY: help install install-dev protos export serve stop demo test test-fast lint bench bench-overhead bench-gateway bench-grpc
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 	@echo "  variables: MODEL=$(MODEL) FORMATS=$(FORMATS) OUT=$(OUT) STORE=$(STORE) WEIGHTS="
+	@echo "             TORCH_INDEX=$(TORCH_INDEX) (e.g. https://download.pytorch.org/whl/cpu)"
 
-install: $(VENV)/.installed $(STUBS) ## create .venv, install servegate, generate gRPC stubs (quick when nothing changed)
+install: $(VENV)/.installed $(STUBS) ## create .venv with the runtime, generate gRPC stubs (quick when done)
+
+install-dev: install $(VENV)/.installed-dev ## add the test, lint and benchmark tools to .venv
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(if $(TORCH_INDEX),$(BIN)/python -m pip install --quiet --index-url $(TORCH_INDEX) torch==2.14.1 torchvision==0.29.1)
+	$(BIN)/python -m pip install --quiet -e '.[codegen]'
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
@@ -48,30 +58,30 @@ demo: install ## export minilm, serve it behind the gateway (90/10 canary), send
 
 FAST := not export and not torchserve and not browser
 
-test: install ## run the whole test suite (real TorchServe, real Chromium)
+test: install-dev ## run the whole test suite (real TorchServe, real Chromium)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	command -v promtool >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-fast: install ## the tests that need no TorchServe, no export and no browser (tiers: tests/conftest.py)
+test-fast: install-dev ## tests needing no TorchServe, export or browser (tests/conftest.py)
 	command -v promtool >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus)
 	$(BIN)/pytest -m "$(FAST)" $(PYTEST_ARGS)
 
-lint: install ## ruff and mypy
+lint: install-dev ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: install ## CPU suite: formats, overhead, batching, gateway (bench/results/<date>-cpu.*)
+bench: install-dev ## CPU suite: formats, overhead, batching, gateway (bench/results/<date>-cpu.*)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m bench.suite
 
-bench-overhead: install ## TorchServe per-request overhead (latency minus handler time) on mlp
+bench-overhead: install-dev ## TorchServe per-request overhead (latency minus handler time) on mlp
 	$(BIN)/python -m bench.ts_overhead
 
-bench-gateway: install ## TorchServe direct vs through the gateway on mlp (p50/p99/throughput)
+bench-gateway: install-dev ## TorchServe direct vs through the gateway on mlp (p50/p99/throughput)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m bench.gateway
 
-bench-grpc: install ## TorchServe's gRPC direct vs gRPC through the gateway on mlp (p50/throughput)
+bench-grpc: install-dev ## TorchServe's gRPC direct vs gRPC through the gateway on mlp (p50/throughput)
 	$(BIN)/python -m bench.grpc

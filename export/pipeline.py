@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 import shutil
 import time
 import traceback
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
 from pydantic import ValidationError
 
+from export.declared import run_user_code, verify_declared
 from export.errors import ExportError, FormatFailed
 from export.exporters import EXPORTERS, get_exporter
+from export.failure import strip_ansi, summary
 from export.package import archive_name, build_archive
 from export.parity import EagerReference
 from export.parity_inputs import parity_cases, seeded_example
@@ -80,21 +84,29 @@ def _full_fp32() -> Iterator[None]:
 @contextmanager
 def _exclusive(work: Path) -> Iterator[None]:
     """One export per model and output directory at a time: two would interleave writes and
-    package an artifact beside another run's manifest."""
-    with (work / ".export.lock").open("w") as lock:
+    package an artifact beside another run's manifest. The lock is taken on the directory
+    itself, so no lock file is left behind."""
+    (work / ".export.lock").unlink(missing_ok=True)  # left by servegate before this lock
+    fd = os.open(work, os.O_RDONLY)
+    try:
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise ExportError(f"another export into {work} is running; wait for it") from None
         yield
+    finally:
+        os.close(fd)
 
 
 def _run_locked(request: ExportRequest, spec: ModelSpec, work: Path) -> ExportReport:
-    with step(f"[{spec.name}] building the eager model and parity references"):
-        module = spec.build(request.weights)
+    with step(f"[{spec.name}] building the eager model and checking the declared tensors"):
+        module = run_user_code("build()", spec.build, request.weights)
         eager = EagerRuntime(module, torch.device(request.device))
-        reference = EagerReference(parity_cases(spec, work), eager)
-    report = ExportReport(model=spec.name)
+        verify_declared(spec, eager)
+        cases = run_user_code("the parity inputs", parity_cases, spec, work)
+        reference = run_user_code("the eager parity reference", EagerReference, cases, eager)
+    report = ExportReport.read(work).kept(_archives_in(request.out, spec), request.formats)
+    report.model = spec.name
     for i, fmt in enumerate(request.formats, 1):
         log.info("[%s] format %d/%d: %s", spec.name, i, len(request.formats), fmt)
         try:
@@ -153,23 +165,37 @@ def _export_format(
         sha256=sha256_file(artifacts[0]),
         export_s=round(export_s, 2),
         archive=str(archive),
+        exported_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
 
 
 @contextmanager
 def _stage(fmt: str, stage: str, fmt_dir: Path) -> Iterator[None]:
-    """Turn any exception of one stage into ``FormatFailed``; keep the traceback in a file."""
+    """Turn any exception of one stage into ``FormatFailed`` with a one-paragraph summary (the
+    user's line of code where there is one); keep the traceback in ``error.log``."""
+    console_log = fmt_dir / "console.log"
     try:
-        yield
+        # What torch and the exporters print (FX graphs, warnings) goes to a file, not the
+        # console: on failure it is kept in error.log beside the full traceback.
+        with console_log.open("a") as console, redirect_stdout(console), redirect_stderr(console):
+            yield
     except FormatFailed:
         raise
     except Exception as exc:
         log_file = fmt_dir / "error.log"
-        log_file.write_text("".join(traceback.format_exception(exc)))
-        lines = str(exc).strip().splitlines()
-        first = lines[0][:300] if lines else ""
-        reason = f"{type(exc).__name__}: {first} (full traceback: {log_file})"
+        printed = console_log.read_text(errors="replace")
+        log_file.write_text(
+            strip_ansi("".join(traceback.format_exception(exc)))
+            + (f"\n--- printed during {stage} ---\n{strip_ansi(printed)}" if printed else "")
+        )
+        reason = f"{summary(exc)} (full traceback: {log_file})"
         raise FormatFailed(fmt, stage, reason) from exc
+
+
+def _archives_in(out: Path, spec: ModelSpec) -> dict[str, Path]:
+    """This model's archives in OUT, by format."""
+    paths = {fmt: out / f"{archive_name(spec, fmt)}.mar" for fmt in FORMATS}
+    return {fmt: p for fmt, p in paths.items() if p.is_file()}
 
 
 def _drop_stale_archive(path: Path) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 import traceback
 from pathlib import Path
 
-from export.errors import SpecError, UnknownModel
+from export.errors import SpecCodeError, SpecError, UnknownModel
+from export.failure import user_trace
 from export.spec import ModelSpec
 
 BUILTINS = {
@@ -28,17 +30,30 @@ def resolve(model: str) -> ModelSpec:
     if target.endswith(".py"):
         return _attr(_import_file(Path(target)), attr or DEFAULT_ATTR, model)
     if attr:
-        try:
-            module = importlib.import_module(target)
-        except ImportError as exc:
-            raise SpecError(f"cannot import {target!r}: {exc}") from None
-        except Exception as exc:
-            raise SpecError(f"importing {target!r} failed:\n{_trace(exc)}") from None
-        return _attr(module, attr, model)
+        return _attr(_import_module(target), attr, model)
     raise UnknownModel(
         f"unknown model {model!r}. Built-in models: {', '.join(sorted(BUILTINS))}; "
         "or give a spec as path/to/spec.py[:ATTR] or package.module:ATTR"
     )
+
+
+def _import_module(target: str) -> object:
+    """``package.module`` as Python would import it run from the current directory (the
+    ``servegate`` script's own directory is first on ``sys.path``, the cwd is not)."""
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.insert(1, cwd)
+    try:
+        return importlib.import_module(target)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not target.startswith(exc.name):
+            raise SpecCodeError(f"importing {target!r} failed:\n{user_trace(exc)}") from None
+        raise SpecError(
+            f"cannot import {target!r} ({exc}); module paths are relative to the current "
+            f"directory ({cwd}) or the installed packages"
+        ) from None
+    except Exception as exc:
+        raise SpecCodeError(f"importing {target!r} failed:\n{user_trace(exc)}") from None
 
 
 def _import_file(path: Path) -> object:
@@ -54,7 +69,7 @@ def _import_file(path: Path) -> object:
         spec.loader.exec_module(module)
     except Exception as exc:
         del sys.modules[name]
-        raise SpecError(f"spec file {path} failed to import:\n{_trace(exc, path)}") from None
+        raise SpecCodeError(f"spec file {path} failed to import:\n{_trace(exc, path)}") from None
     return module
 
 
@@ -66,13 +81,12 @@ def _attr(module: object, attr: str, model: str) -> ModelSpec:
     return value
 
 
-def _trace(exc: BaseException, origin: Path | None = None) -> str:
+def _trace(exc: BaseException, origin: Path) -> str:
     """The spec's own traceback, from its first frame on (no importlib frames)."""
     frames = traceback.extract_tb(exc.__traceback__)
-    if origin is not None:
-        resolved = str(origin.resolve())
-        first = next((i for i, f in enumerate(frames) if f.filename == resolved), 0)
-        frames = traceback.StackSummary.from_list(frames[first:])
+    resolved = str(origin.resolve())
+    first = next((i for i, f in enumerate(frames) if f.filename == resolved), 0)
+    frames = traceback.StackSummary.from_list(frames[first:])
     lines = ["Traceback (most recent call last):", *traceback.format_list(frames)]
     lines += traceback.format_exception_only(type(exc), exc)
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines).rstrip()

@@ -1,9 +1,14 @@
-"""The export report: ``OUT/<name>/export_report.json`` and the same as a printed table."""
+"""The export report: ``OUT/<name>/export_report.json`` and the same as a printed table.
+
+The report describes every archive of the model in OUT: a run of some formats replaces their
+entries and keeps the entries of the other formats whose archives are still there.
+"""
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
@@ -23,6 +28,7 @@ class FormatReport(BaseModel):
     export_s: float = 0.0
     archive: str | None = None
     error: str | None = None
+    exported_at: str | None = None  # UTC, ISO 8601: entries of earlier runs stay in the report
 
     @field_serializer("max_abs_err")
     def _finite(self, value: float | None) -> float | None:
@@ -41,6 +47,24 @@ class ExportReport(BaseModel):
     @property
     def failed(self) -> dict[str, str]:
         return {f: r.error or "failed" for f, r in self.formats.items() if not r.parity_ok}
+
+    @classmethod
+    def read(cls, directory: Path) -> ExportReport:
+        """The report in ``directory``, or an empty one (none yet, or unreadable)."""
+        try:
+            return cls.model_validate_json((directory / REPORT_NAME).read_text())
+        except (OSError, ValueError):
+            return cls(model=directory.name)
+
+    def kept(self, archives: Mapping[str, Path], replaced: Iterable[str]) -> ExportReport:
+        """The entries of formats not exported again whose archive is still in OUT."""
+        again = set(replaced)
+        formats = {
+            fmt: entry
+            for fmt, entry in self.formats.items()
+            if fmt not in again and entry.parity_ok and fmt in archives
+        }
+        return ExportReport(model=self.model, formats=formats)
 
     def write(self, directory: Path) -> Path:
         path = directory / REPORT_NAME

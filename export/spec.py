@@ -1,7 +1,7 @@
 """What servegate needs to know about a model to export, verify and serve it.
 
 A user model is described by a ``ModelSpec`` in a Python file (``MODEL=path/to/spec.py``,
-attribute ``SPEC``) or a module attribute (``MODEL=package.module:attr``). See the README.
+attribute ``SPEC``) or a module attribute (``MODEL=package.module:attr``). See docs/export.md.
 """
 
 from __future__ import annotations

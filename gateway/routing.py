@@ -72,7 +72,11 @@ def choose(
     if facts.pinned_variant is not None:
         pinned = next((v for v in candidates if v.name == facts.pinned_variant), None)
         if pinned is None:
-            raise ModelNotFound(f"Variant not found: {route_name}/{facts.pinned_variant}")
+            names = ", ".join(v.name for v in candidates)
+            raise ModelNotFound(
+                f"Variant not found: {route_name}/{facts.pinned_variant}; "
+                f"{route.pin_header} takes one of: {names}"
+            )
         return pinned
     if facts.sticky_key is not None:
         point = key_point(route_name, facts.sticky_key)

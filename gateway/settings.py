@@ -30,9 +30,9 @@ class GatewaySettings(BaseSettings):
     scrape_interval_s: float = Field(default=5.0, gt=0)
     access_log: bool = False
     # Processes serving the data plane (HTTP and gRPC on shared ports, SO_REUSEPORT). One event
-    # loop per process is the gateway's throughput ceiling; see README "Worker processes".
+    # loop per process is the gateway's throughput ceiling; see docs/gateway.md "Worker processes".
     workers: int = Field(default=1, ge=1, le=64)
-    # Canary analysis runs in exactly one replica; the others only route (see README).
+    # Canary analysis runs in exactly one replica; the others only route (see docs/deploy.md).
     canary_analysis: bool = True
     canary_status: Path | None = Field(default=None, description="default: <config>.canary.json")
 

@@ -1,7 +1,7 @@
 """One served model: a runtime composed with a task codec, driven by TorchServe batches.
 
-Every request of a TorchServe batch is decoded on its own; a malformed one gets its own 400
-(per-index status) and the rest run together as one forward pass.
+Every request of a TorchServe batch is decoded on its own; a malformed one (an empty body
+included) gets its own 400 (per-index status) and the rest run together as one forward pass.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 HANDLER_TIME_HEADER = "X-Servegate-Handler-Ms"
 BATCH_SIZE_HEADER = "X-Servegate-Batch-Size"
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 class WorkerContext(Protocol):
@@ -38,6 +39,8 @@ class WorkerContext(Protocol):
     def set_response_content_type(self, idx: int, value: str) -> None: ...
 
     def set_response_header(self, idx: int, key: str, value: str) -> None: ...
+
+    def get_all_request_header(self, idx: int) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,8 @@ class ModelService:
         for idx, request in enumerate(batch):
             body = request.get("body", request.get("data"))
             try:
+                if _is_empty(body):
+                    raise BadRequest(self._no_body(request, ctx.get_all_request_header(idx)))
                 prepared.decoded[idx] = self.decode(body)
             except BadRequest as exc:
                 # The detail goes in the body only: the status line must stay a fixed phrase.
@@ -135,13 +140,46 @@ class ModelService:
         return Decoded(rows, single, None)
 
     def encode(self, out: torch.Tensor, decoded: Decoded) -> Any:
+        """The answer; inputs the model saw only in part are named in it: ``truncated`` in a
+        native answer, ``parameters.truncated_inputs`` in an OIP one (indices of the rows)."""
+        cut = self.codec.truncated(decoded.rows)
         if decoded.oip_request is None:
-            return self.codec.encode_native(out, decoded.single)
+            answer = self.codec.encode_native(out, decoded.single)
+            if cut and isinstance(answer, dict):
+                answer["truncated"] = cut
+            return answer
         outputs = self.codec.encode_oip(out)
         wanted = {o.get("name") for o in decoded.oip_request.outputs or []}
         if wanted:
             outputs = [o for o in outputs if o["name"] in wanted]
-        return oip.response(self.name, self.version, decoded.oip_request.id, outputs)
+        body = oip.response(self.name, self.version, decoded.oip_request.id, outputs)
+        if cut:
+            body["parameters"] = {"truncated_inputs": cut}
+        return body
+
+    def _no_body(self, request: dict[str, Any], headers: dict[str, Any]) -> str:
+        """Why there is nothing to decode: an empty body, or a form TorchServe took apart."""
+        content_type = next(
+            (str(v) for k, v in headers.items() if k.lower() == "content-type"), "none"
+        )
+        accepted = f"this model accepts {self.codec.accepts}"
+        # TorchServe reads a form's body as form fields (or drops it), never as "body".
+        is_form = content_type.split(";")[0].strip().lower() in FORM_TYPES
+        if is_form or set(request) - {"body", "data"}:
+            return (
+                f"the body was sent as Content-Type {content_type}, which is read as form "
+                f"fields, not as a request (curl -d sends application/x-www-form-urlencoded "
+                f"unless -H 'Content-Type: ...' says otherwise); {accepted}"
+            )
+        return f"the request body is empty (Content-Type {content_type}); {accepted}"
+
+
+def _is_empty(body: object) -> bool:
+    if body is None:
+        return True
+    if isinstance(body, (str, bytes, bytearray)):
+        return not body.strip()
+    return False
 
 
 def _error_body(exc: BadRequest, is_oip: bool) -> dict[str, Any]:

@@ -31,7 +31,9 @@ class AdminClient:
             )
         except httpx.HTTPError as exc:  # the text could quote headers: name the kind only
             raise AdminClientError(
-                f"cannot reach the admin API at {self.url}: {type(exc).__name__}"
+                f"cannot reach the admin API at {self.url} ({type(exc).__name__}): is the "
+                "gateway running? `make demo` or `servegate gateway start` starts it; "
+                "--admin-url (SERVEGATE_ADMIN_URL) points at another one"
             ) from None
         if resp.status_code >= 400:
             try:

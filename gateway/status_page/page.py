@@ -1,5 +1,6 @@
 """``GET /``: a static HTML page whose script polls ``GET /status.json`` every second and shows,
-per route, each variant's weight, request rate, error rate and p50/p99 latency (last 10 s),
+per route, each variant's weight, request rate, error rate and p50/p99 latency over the stats
+window (``window_s``, 10 s), the TorchServe model and version it runs (``NAME_<format>``),
 variants out of rotation (outlier ejection), and the canary analysis: phase, step, failed
 checks, the last checks with their values and bounds, and the reason of the last decision."""
 
@@ -61,4 +62,6 @@ async def status(request: Request) -> JSONResponse:
         shadow = route.shadow.model_dump() if route.shadow else None
         analysis = canary_json(gw, name) if route.analysis is not None else None
         routes.append({"name": name, "variants": variants, "shadow": shadow, "analysis": analysis})
-    return JSONResponse({"version": loaded.version, "routes": routes})
+    return JSONResponse(
+        {"version": loaded.version, "window_s": gw.stats.window_s, "routes": routes}
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -20,6 +20,9 @@ from handlers.oip import OipTensor
 
 
 class TaskCodec(ABC):
+    # The request bodies a client may send, named for error messages.
+    accepts: ClassVar[str] = 'application/json {"inputs": [...]} or an OIP v2 body'
+
     def __init__(self, manifest: Manifest, model_dir: Path) -> None:
         self.manifest = manifest
         self.model_dir = model_dir
@@ -47,6 +50,10 @@ class TaskCodec(ABC):
     @abstractmethod
     def encode_oip(self, out: torch.Tensor) -> list[dict[str, Any]]:
         """OIP v2 output tensors for one request's output rows."""
+
+    def truncated(self, rows: Sequence[Any]) -> list[int]:
+        """Indices of rows the model sees only in part (texts past its window)."""
+        return []
 
 
 def make_codec(manifest: Manifest, model_dir: Path) -> TaskCodec:

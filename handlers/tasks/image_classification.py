@@ -31,6 +31,11 @@ from handlers.tasks.body import json_object, native_inputs
 
 
 class ImageClassificationCodec(TaskCodec):
+    accepts = (
+        "image/jpeg or image/png bytes, application/json "
+        '{"inputs": ["<base64>", ...]} or an OIP v2 body'
+    )
+
     def __init__(self, manifest: Manifest, model_dir: Path) -> None:
         super().__init__(manifest, model_dir)
         config = manifest.task_config

@@ -20,6 +20,8 @@ from handlers.tasks.body import json_object, native_inputs
 
 
 class TensorCodec(TaskCodec):
+    accepts = 'application/json {"inputs": [[...], ...]} or an OIP v2 body'
+
     def __init__(self, manifest: Manifest, model_dir: Path) -> None:
         super().__init__(manifest, model_dir)
         if len(manifest.inputs) != 1:

@@ -3,7 +3,9 @@
 Native body: ``{"inputs": ["text", ...]}`` or a plain-text body holding one text.
 Answer: ``{"embeddings": [[...], ...]}`` in input order. OIP v2: one ``BYTES`` input.
 Texts are tokenised with the archive's ``tokenizer.json``, truncated to ``max_length`` tokens
-and padded to the longest text of the whole TorchServe batch.
+(as sentence-transformers does) and padded to the longest text of the whole TorchServe batch.
+A text cut to the window is not refused: the answer says so (``truncated``, the indices of the
+texts the model saw only in part); see ``ModelService.encode``.
 """
 
 from __future__ import annotations
@@ -23,9 +25,16 @@ from handlers.tasks.body import json_object, native_inputs
 
 
 class TextEmbeddingCodec(TaskCodec):
+    accepts = 'text/plain (one text), application/json {"inputs": ["text", ...]} or an OIP v2 body'
+
     def __init__(self, manifest: Manifest, model_dir: Path) -> None:
         super().__init__(manifest, model_dir)
         config = manifest.task_config
+        self.max_length = int(config["max_length"])
+        # Counts tokens (no truncation, no padding) to tell which texts were cut.
+        self.counter = Tokenizer.from_file(str(model_dir / config["tokenizer"]))
+        self.counter.no_truncation()  # tokenizer.json may carry settings of its own
+        self.counter.no_padding()
         self.tokenizer = configured_tokenizer(model_dir / config["tokenizer"], config)
         self.max_texts = int(config.get("max_texts_per_request", 1024))
 
@@ -56,6 +65,10 @@ class TextEmbeddingCodec(TaskCodec):
         ids = torch.tensor([e.ids for e in encodings], dtype=torch.int64)
         mask = torch.tensor([e.attention_mask for e in encodings], dtype=torch.int64)
         return [ids, mask]
+
+    def truncated(self, rows: Sequence[Any]) -> list[int]:
+        counts = [len(e.ids) for e in self.counter.encode_batch(list(rows))]
+        return [i for i, n in enumerate(counts) if n > self.max_length]
 
     def encode_native(self, out: torch.Tensor, single: bool) -> Any:
         return {"embeddings": out.tolist()}

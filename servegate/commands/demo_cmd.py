@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from servegate import home
 from servegate.commands import gateway_cmd
 from servegate.torchserve.process import ServeError, TorchServe
 from servegate.torchserve.settings import TorchServeSettings
@@ -96,10 +97,30 @@ def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "demo", help="export minilm, serve it behind the gateway, send it traffic"
     )
-    p.add_argument("--store", type=Path, default=Path("model_store"))
-    p.add_argument("--workdir", type=Path, default=Path(".servegate/torchserve"))
-    p.add_argument("--config", type=Path, default=Path("gateway.yaml"))
-    p.add_argument("--requests", type=int, default=300)
+    p.add_argument(
+        "--store",
+        type=Path,
+        default=Path("model_store"),
+        help="archives: minilm is exported here when absent (default: %(default)s)",
+    )
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=home.project_dir() / home.STATE / "torchserve",
+        help="TorchServe's working directory (default: %(default)s)",
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=Path("gateway.yaml"),
+        help="the gateway's config, written when absent (default: %(default)s)",
+    )
+    p.add_argument(
+        "--requests",
+        type=int,
+        default=300,
+        help="requests sent through the gateway (default: %(default)s)",
+    )
     p.set_defaults(run=run)
 
 
@@ -152,7 +173,7 @@ def _start_gateway(args: argparse.Namespace) -> int:
             DEMO_CONFIG.format(workdir=args.workdir.resolve(), store=args.store.resolve())
         )
         log.info("wrote %s (minilm: stable 90 / canary 10)", args.config)
-    token_file = gateway_cmd.TOKEN_FILE
+    token_file = home.project_dir() / home.STATE / "admin_token"
     if not token_file.exists():
         token_file.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -178,7 +199,7 @@ def _start_gateway(args: argparse.Namespace) -> int:
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
-    log.error("the gateway did not become ready; see %s", gateway_cmd.LOG_FILE)
+    log.error("the gateway did not become ready; see %s", gateway_cmd.log_file())
     return 1
 
 
@@ -216,19 +237,28 @@ def _report(results: dict[str, list[float]], args: argparse.Namespace) -> None:
         out.write(
             f"  {variant:<16}{len(ms):>9}{share:>7.1f}%{_pct(ms, 50):>9.1f}{_pct(ms, 99):>9.1f}\n"
         )
+    cli = Path(sys.executable).with_name("servegate")
+    token = gateway_cmd.token_file()
     out.write(
         "\nThe stack keeps running:\n"
         f"  gateway      {GATEWAY_URL}/predictions/{MODEL}   (and OIP v2 at {GATEWAY_URL}/v2)\n"
         "  gRPC         127.0.0.1:9000  (TorchServe's gRPC inference API and OIP v2)\n"
         f"  status page  http://127.0.0.1:8001/\n"
         f"  metrics      http://127.0.0.1:8001/metrics\n"
-        f"  admin API    http://127.0.0.1:8001/admin/routes  (token in {gateway_cmd.TOKEN_FILE})\n"
-        f"  config       {args.config}  (edit it, or run:\n"
-        f"               servegate canary set {MODEL} stable=80 canary=20)\n"
-        f"  analysis     servegate canary start {MODEL}   (then `status`: automated analysis\n"
-        "               steps the canary up while traffic flows, promotes or rolls back)\n"
-        "Try:  curl -s localhost:8000/predictions/minilm -H 'Content-Type: application/json' "
-        '-d \'{"inputs": ["hello"]}\'\n'
+        f"  admin API    http://127.0.0.1:8001/admin/routes  (token in {token})\n"
+        f"  config       {args.config.resolve()}  (edit it: the gateway reloads it)\n"
+        f"  logs         {gateway_cmd.log_file()}, {args.workdir.resolve() / 'logs'}/\n"
+        f"\nThe servegate CLI is {cli}\n"
+        f"(not on PATH; `source {cli.parent}/activate` puts it there). From any directory:\n"
+        f"  {cli} routes\n"
+        f"  {cli} canary set {MODEL} stable=80 canary=20\n"
+        f"  {cli} canary start {MODEL}    (then `canary status {MODEL}`: automated analysis\n"
+        "      steps the canary up while traffic flows, promotes or rolls back)\n"
+        "Try (X-User-Id keeps a user on one variant, X-Servegate-Variant picks one):\n"
+        f"  curl -s {GATEWAY_URL}/predictions/{MODEL} -H 'Content-Type: text/plain' "
+        "-H 'X-User-Id: alice' -d 'hello world'\n"
+        f"  curl -s {GATEWAY_URL}/predictions/{MODEL} -H 'Content-Type: application/json' "
+        '-H \'X-Servegate-Variant: canary\' -d \'{"inputs": ["hello", "world"]}\'\n'
         "Stop everything with `make stop`.\n"
     )
 

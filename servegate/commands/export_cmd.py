@@ -13,34 +13,104 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("servegate.export")
 
+# Kept here (not imported from export/) so that `servegate --help` does not import torch;
+# tests/export/test_cli.py checks they agree with export.pipeline and export.registry.
+BUILTIN_MODELS = ("minilm", "mlp", "resnet18", "resnet50")
+FORMATS = ("torchscript", "aoti", "onnx", "onnx_int8")
+DEFAULT_FORMATS = "torchscript,aoti,onnx"
+
+DESCRIPTION = """\
+Export a PyTorch model to TorchScript, AOTInductor (.pt2) and ONNX, check each artifact
+against eager PyTorch, and package every format that matches as OUT/NAME_<format>.mar.
+Before any format is exported, the model is built and its inputs and output are checked
+against the shapes and dtypes that its spec declares."""
+
+EPILOG = f"""\
+models:
+  built-in: {", ".join(BUILTIN_MODELS)}
+  your own: path/to/spec.py (attribute SPEC), path/to/spec.py:ATTR or package.module:ATTR
+            (module paths are relative to the current directory); see docs/export.md
+
+formats: {", ".join(FORMATS)} (onnx_int8 only on request)
+
+output:
+  OUT/NAME_<format>.mar            one archive per verified format
+  OUT/NAME/export_report.json      every archive of NAME in OUT: parity, latency, size
+  OUT/NAME/<format>/error.log      full traceback and console output of a failed format
+
+exit status:
+  0  every requested format was exported, verified and packaged
+  1  some formats failed (named on stderr); the others were packaged
+  2  nothing was exported: unknown model or format, bad option, weights that do not fit,
+     another export of this model into OUT is running
+  3  the spec is wrong: its code raised (at import, in build() or example_inputs()), or the
+     model's tensors differ from the declared inputs/outputs
+
+example:
+  servegate export examples/house_prices.py --formats torchscript,onnx --out model_store"""
+
 
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
-        "export", help="export a model to verified TorchScript/AOTInductor/ONNX archives"
+        "export",
+        help="export a model to verified TorchScript/AOTInductor/ONNX archives",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "model", help="built-in name (mlp, minilm, resnet18), spec.py[:ATTR] or pkg.mod:ATTR"
+        "model", help=f"built-in name ({', '.join(BUILTIN_MODELS)}), spec.py[:ATTR] or pkg.mod:ATTR"
     )
-    p.add_argument("--formats", default="torchscript,aoti,onnx", help="comma-separated formats")
-    p.add_argument("--out", type=Path, default=Path("model_store"), help="archive directory")
-    p.add_argument("--weights", type=Path, default=None, help="safetensors or state-dict file")
-    p.add_argument("--timing-budget", type=float, default=2.0, help="seconds per batch size")
-    p.add_argument("--device", default="cpu", help="cpu or cuda[:N]: where to export and verify")
-    p.add_argument("--batch-size", type=int, help="TorchServe batchSize (default: the spec's)")
-    p.add_argument("--max-batch-delay", type=int, help="TorchServe maxBatchDelay in ms")
+    p.add_argument(
+        "--formats",
+        default=DEFAULT_FORMATS,
+        help=f"comma-separated, from {', '.join(FORMATS)} (default: %(default)s)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("model_store"),
+        help="archive directory (default: %(default)s)",
+    )
+    p.add_argument(
+        "--weights",
+        type=Path,
+        default=None,
+        help="safetensors file or weights-only state dict (default: the model's own weights)",
+    )
+    p.add_argument(
+        "--timing-budget",
+        type=float,
+        default=2.0,
+        help="seconds of timed runs per batch size, per format (default: %(default)s; 0: one run)",
+    )
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="where to export and verify: cpu or cuda[:N] (default: %(default)s)",
+    )
+    p.add_argument(
+        "--batch-size", type=int, help="TorchServe batchSize of the archives (default: the spec's)"
+    )
+    p.add_argument(
+        "--max-batch-delay",
+        type=int,
+        help="TorchServe maxBatchDelay in ms (default: the spec's)",
+    )
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     # Heavy imports (torch) only when exporting, so `servegate --help` stays fast.
-    from export.pipeline import FORMATS, ExportRequest
+    from export.errors import EXIT_CANNOT_START
+    from export.pipeline import ExportRequest
     from export.timing import TimingPlan
 
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         log.error("unknown format(s) %s; choose from %s", unknown, ", ".join(FORMATS))
-        return 2
+        return EXIT_CANNOT_START
     overrides = {
         key: value
         for key, value in (
@@ -62,20 +132,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def export_and_report(request: ExportRequest) -> int:
-    """Run an export, print its table; 0 when every format verified, 1 if some failed,
-    2 when the model itself could not be resolved or built."""
-    from export.errors import ExportError
+    """Run an export and print its table; the exit status is one of those in EPILOG."""
+    from export.errors import EXIT_FORMATS_FAILED, EXIT_OK, ExportError
     from export.pipeline import run_export
 
     try:
         report = run_export(request)
     except ExportError as exc:
         log.error("%s", exc)
-        return 2
+        return exc.exit_code
     sys.stdout.write(f"\nExport report for {report.model}\n{report.table()}\n")
-    if report.failed:
-        for fmt, reason in report.failed.items():
+    failed = {f: r for f, r in report.failed.items() if f in request.formats}
+    if failed:
+        for fmt, reason in failed.items():
             log.error("%s was not packaged: %s", fmt, reason)
-        log.error("failed formats: %s", ", ".join(report.failed))
-        return 1
-    return 0
+        log.error("failed formats: %s", ", ".join(failed))
+        return EXIT_FORMATS_FAILED
+    return EXIT_OK

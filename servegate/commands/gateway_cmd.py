@@ -1,6 +1,7 @@
 """``servegate gateway run|start|stop`` runs the gateway (foreground, or in the background with
 a pid file under ``.servegate/``); ``servegate routes`` shows its routes through the admin API
-with the token from ``.servegate/admin_token`` (``servegate canary ...`` lives in canary_cmd)."""
+with the token from ``.servegate/admin_token`` (``servegate canary ...`` lives in canary_cmd).
+``.servegate/`` is found from any directory: see ``servegate.home``."""
 
 from __future__ import annotations
 
@@ -20,11 +21,9 @@ from typing import Any
 
 import psutil
 
+from servegate import home
+
 log = logging.getLogger("servegate.gateway")
-STATE_DIR = Path(".servegate")
-PID_FILE = STATE_DIR / "gateway.pid"
-LOG_FILE = STATE_DIR / "gateway.log"
-TOKEN_FILE = STATE_DIR / "admin_token"
 ADMIN_URL = "http://127.0.0.1:8001"
 
 
@@ -33,11 +32,18 @@ def register(sub: Any) -> None:
     actions = gw.add_subparsers(dest="action", required=True)
     for action, helptext in (("run", "run in the foreground"), ("start", "run in the background")):
         p: argparse.ArgumentParser = actions.add_parser(action, help=helptext)
-        p.add_argument("--config", type=Path, default=Path("gateway.yaml"))
-        p.add_argument("--host", default=None)
-        p.add_argument("--port", type=int, default=None)
-        p.add_argument("--admin-host", default=None)
-        p.add_argument("--admin-port", type=int, default=None)
+        p.add_argument(
+            "--config",
+            type=Path,
+            default=Path("gateway.yaml"),
+            help="routes and backends, hot-reloaded (default: %(default)s)",
+        )
+        p.add_argument("--host", default=None, help="data-plane listener (default 127.0.0.1)")
+        p.add_argument("--port", type=int, default=None, help="data-plane port (default 8000)")
+        p.add_argument("--admin-host", default=None, help="admin listener (default 127.0.0.1)")
+        p.add_argument(
+            "--admin-port", type=int, default=None, help="admin, metrics, status page (8001)"
+        )
         p.add_argument("--grpc-host", default=None, help="gRPC listener (default 127.0.0.1)")
         p.add_argument("--grpc-port", type=int, default=None, help="gRPC port (default 9000)")
         p.add_argument(
@@ -50,8 +56,8 @@ def register(sub: Any) -> None:
         p.add_argument(
             "--token-file",
             type=Path,
-            default=TOKEN_FILE,
-            help="admin token file (SERVEGATE_GATEWAY_ADMIN_TOKEN wins)",
+            default=token_file(),
+            help="admin token file (SERVEGATE_GATEWAY_ADMIN_TOKEN wins; default: %(default)s)",
         )
         p.set_defaults(run=run_gateway if action == "run" else start_gateway)
     stop = actions.add_parser("stop", help="stop the background gateway")
@@ -62,9 +68,30 @@ def register(sub: Any) -> None:
     routes.set_defaults(run=show_routes)
 
 
+def token_file() -> Path:
+    return home.state_dir() / "admin_token"
+
+
+def log_file() -> Path:
+    return home.state_dir() / "gateway.log"
+
+
+def _pid_file() -> Path:
+    return home.state_dir() / "gateway.pid"
+
+
 def admin_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--admin-url", default=os.environ.get("SERVEGATE_ADMIN_URL", ADMIN_URL))
-    p.add_argument("--token-file", type=Path, default=TOKEN_FILE)
+    p.add_argument(
+        "--admin-url",
+        default=os.environ.get("SERVEGATE_ADMIN_URL", ADMIN_URL),
+        help="the gateway's admin listener (SERVEGATE_ADMIN_URL; default: %(default)s)",
+    )
+    p.add_argument(
+        "--token-file",
+        type=Path,
+        default=token_file(),
+        help="admin token (SERVEGATE_GATEWAY_ADMIN_TOKEN wins; default: %(default)s)",
+    )
 
 
 def run_gateway(args: argparse.Namespace) -> int:
@@ -114,7 +141,9 @@ def start_gateway(args: argparse.Namespace) -> int:
     if _running_pid() is not None:
         log.error("the gateway is already running (pid %s)", _running_pid())
         return 1
-    STATE_DIR.mkdir(exist_ok=True)
+    state = home.project_dir() / home.STATE
+    state.mkdir(exist_ok=True)
+    log_path, pid_path = state / "gateway.log", state / "gateway.pid"
     argv = [
         sys.executable,
         "-m",
@@ -130,7 +159,7 @@ def start_gateway(args: argparse.Namespace) -> int:
         value = getattr(args, flag, None)  # callers such as `servegate demo` may set only some
         if value is not None:
             argv += [f"--{flag.replace('_', '-')}", str(value)]
-    with LOG_FILE.open("ab") as out:
+    with log_path.open("ab") as out:
         proc = subprocess.Popen(
             argv,
             stdout=out,
@@ -138,13 +167,13 @@ def start_gateway(args: argparse.Namespace) -> int:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    PID_FILE.write_text(f"{proc.pid}\n")
+    pid_path.write_text(f"{proc.pid}\n")
     time.sleep(1.0)
     if proc.poll() is not None:
-        log.error("the gateway exited at start; see %s", LOG_FILE)
-        PID_FILE.unlink(missing_ok=True)
+        log.error("the gateway exited at start; see %s", log_path)
+        pid_path.unlink(missing_ok=True)
         return 1
-    log.info("gateway started (pid %s), log in %s", proc.pid, LOG_FILE)
+    log.info("gateway started (pid %s), log in %s", proc.pid, log_path)
     return 0
 
 
@@ -161,14 +190,14 @@ def stop_gateway(args: argparse.Namespace) -> int:
         os.kill(pid, signal.SIGKILL)
     except psutil.NoSuchProcess:
         pass
-    PID_FILE.unlink(missing_ok=True)
+    _pid_file().unlink(missing_ok=True)
     log.info("gateway stopped")
     return 0
 
 
 def _running_pid() -> int | None:
     try:
-        pid = int(PID_FILE.read_text().split()[0])
+        pid = int(_pid_file().read_text().split()[0])
         if "gateway" in psutil.Process(pid).cmdline():
             return pid
     except (OSError, ValueError, IndexError, psutil.Error):
@@ -185,7 +214,9 @@ def admin_client(args: argparse.Namespace) -> Any:
             token = args.token_file.read_text().strip()
         except OSError:
             raise SystemExit(
-                f"no admin token: set SERVEGATE_GATEWAY_ADMIN_TOKEN or write {args.token_file}"
+                f"no admin token in {args.token_file}: `make demo` writes it beside the gateway "
+                f"it starts. Run this from that checkout, set {home.HOME_ENV} to it, or pass "
+                "--token-file / SERVEGATE_GATEWAY_ADMIN_TOKEN for another gateway"
             ) from None
     if not token.isprintable() or " " in token:
         raise SystemExit(f"{args.token_file} does not hold a token (one line, no spaces)")

@@ -14,19 +14,29 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from servegate import home
 from servegate.torchserve.process import ServeError, TorchServe
 from servegate.torchserve.settings import Ports, TorchServeSettings
 
 log = logging.getLogger("servegate.serve")
-DEFAULT_WORKDIR = Path(".servegate/torchserve")
 
 
 def register(sub: Any) -> None:
     serve: argparse.ArgumentParser = sub.add_parser(
         "serve", help="start TorchServe on the model store"
     )
-    serve.add_argument("--store", type=Path, default=Path("model_store"))
-    serve.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
+    serve.add_argument(
+        "--store",
+        type=Path,
+        default=Path("model_store"),
+        help="directory of .mar archives (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--workdir",
+        type=Path,
+        default=home.project_dir() / home.STATE / "torchserve",
+        help="TorchServe's working directory: config, keys, logs (default: %(default)s)",
+    )
     serve.add_argument("--models", default="", help="comma-separated archive names (default: all)")
     serve.add_argument(
         "--host",
@@ -36,14 +46,24 @@ def register(sub: Any) -> None:
     )
     for name, default in Ports().model_dump().items():
         serve.add_argument(
-            f"--{name.replace('_', '-')}-port", type=int, default=default, dest=f"port_{name}"
+            f"--{name.replace('_', '-')}-port",
+            type=int,
+            default=default,
+            dest=f"port_{name}",
+            help=f"TorchServe's {name.replace('_', ' ')} port (default: %(default)s)",
         )
-    serve.add_argument("--ready-timeout", type=float, default=300.0)
+    serve.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=300.0,
+        help="seconds to wait for every model to load (default: %(default)s)",
+    )
     serve.add_argument(
         "--token-expiration-min",
         type=int,
         default=60,
-        help="lifetime of TorchServe's inference/management keys (nothing renews them)",
+        help="lifetime of TorchServe's inference/management keys; the gateway renews them "
+        "where it reaches the management port (default: %(default)s)",
     )
     serve.add_argument(
         "--no-token-auth",
@@ -62,7 +82,12 @@ def register(sub: Any) -> None:
     stop: argparse.ArgumentParser = sub.add_parser(
         "stop", help="stop what `servegate serve` started"
     )
-    stop.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
+    stop.add_argument(
+        "--workdir",
+        type=Path,
+        default=home.state_dir() / "torchserve",
+        help="the working directory `servegate serve` used (default: %(default)s)",
+    )
     stop.set_defaults(run=run_stop)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -98,9 +99,9 @@ class TorchServe:
         deadline = time.monotonic() + s.ready_timeout_s
         wanted = s.archives()
         while True:
-            failure = self._load_failure()
+            failure = self._load_failure(wanted)
             if failure:
-                raise ServeError(f"a model failed to load; TorchServe says:\n{failure}")
+                raise ServeError(failure)
             if self.pid() is None:
                 raise ServeError(
                     f"TorchServe exited during start; its log:\n{self._tail('ts_log.log')}"
@@ -190,18 +191,30 @@ class TorchServe:
                 out.append(ModelStatus(name, any(w.get("status") == "READY" for w in workers)))
         return out
 
-    def _load_failure(self) -> str | None:
-        text = self._read_log("ts_log.log") + self._read_log("model_log.log")
+    def _load_failure(self, wanted: list[str]) -> str | None:
+        """Which archives failed to load and what their workers said, or None."""
+        ts_log = self._read_log("ts_log.log")
+        text = ts_log + self._read_log("model_log.log")
         if not any(marker in text for marker in LOAD_FAILURE_MARKERS):
             return None
+        failed_lines = [
+            ln for ln in text.splitlines() if any(m in ln for m in LOAD_FAILURE_MARKERS)
+        ]
+        failed = [m for m in wanted if any(_worker_of(ln, m) for ln in failed_lines)]
         # The workers' own output (our handler's log lines and tracebacks), without the
-        # frontend's timestamp/worker prefix.
+        # frontend's timestamp/worker prefix; only the failed archives' workers where known.
         worker = [
             line.split(WORKER_LOG_PREFIX, 1)[1]
             for line in self._read_log("model_log.log").splitlines()
             if WORKER_LOG_PREFIX in line
+            and (not failed or any(_worker_of(line, m) for m in failed))
         ]
-        return "\n".join(worker[-30:]) or self._tail("ts_log.log")
+        said = "\n".join(worker[-30:]) or self._tail("ts_log.log")
+        store = self.settings.store
+        if not failed:
+            return f"a model failed to load (archives in {store}); TorchServe says:\n{said}"
+        names = ", ".join(f"{m}.mar" for m in failed)
+        return f"{names} (in {store}) failed to load; TorchServe says:\n{said}"
 
     def _read_log(self, name: str) -> str:
         try:
@@ -211,3 +224,9 @@ class TorchServe:
 
     def _tail(self, name: str, n: int = 25) -> str:
         return "\n".join(self._read_log(name).splitlines()[-n:])
+
+
+def _worker_of(line: str, model: str) -> bool:
+    """Whether a TorchServe log line comes from a worker of ``model`` (threads are named
+    ``W-<port>-<model>_<version>``)."""
+    return re.search(rf"\bW-\d+-{re.escape(model)}_[^_\s]+\b", line) is not None

@@ -34,6 +34,15 @@ pytestmark = pytest.mark.integration
             "minilm_onnx",
             {"content": b"plain text body", "headers": {"Content-Type": "text/plain"}},
         ),
+        (  # `curl -d 'hello world'`: a form, refused with a 400 that names the content type
+            "minilm",
+            "canary",
+            "minilm_onnx",
+            {
+                "content": b"hello world",
+                "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+            },
+        ),
     ],
 )
 def test_gateway_answers_exactly_like_torchserve(
@@ -48,6 +57,9 @@ def test_gateway_answers_exactly_like_torchserve(
     assert via.json() == direct.json()
     assert via.headers["content-type"] == direct.headers["content-type"]
     assert via.headers["x-servegate-variant"] == variant
+    if "form" in kwargs.get("headers", {}).get("Content-Type", ""):
+        assert via.status_code == 400
+        assert "Content-Type application/x-www-form-urlencoded" in via.json()["message"]
 
 
 def test_request_id_and_variant_headers(config_path: Path) -> None:

@@ -69,7 +69,10 @@ def test_pin_and_version() -> None:
         choose("m", r, RequestFacts(version="2.0")).name == "canary"
     )  # weight 0, pinned by version
     assert choose("m", r, RequestFacts(version="1.0")).name == "stable"
-    with pytest.raises(ModelNotFound):
+    with pytest.raises(
+        ModelNotFound,
+        match=r"^Variant not found: m/ghost; X-Servegate-Variant takes one of: stable, canary$",
+    ):
         choose("m", r, RequestFacts(pinned_variant="ghost"))
     with pytest.raises(ModelNotFound):
         choose("m", r, RequestFacts(version="9"))

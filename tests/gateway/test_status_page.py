@@ -53,6 +53,9 @@ def test_status_page_shows_routes_and_live_numbers(config_path: Path) -> None:
         assert float(cells[2]) > 0  # req/s over the window
         assert re.fullmatch(r"\d+\.\d", cells[4]) and re.fullmatch(r"\d+\.\d", cells[5])  # p50/p99
         assert cells[3] == "0.0"  # error rate
+        assert cells[8] == "mlp_torchscript 1.0"  # which model (and so format) it runs
+        window = page.locator("#window").inner_text()
+        assert window == "req/s, errors and latencies are taken over the last 10 s"
         browser.close()
     assert errors == []
 

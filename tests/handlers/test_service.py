@@ -103,3 +103,24 @@ def test_tampered_artifact_is_refused(
     with pytest.raises(IntegrityError, match=r"model\.torchscript\.pt failed its SHA-256 check"):
         ModelService.load(tampered, torch.device("cpu"))
     assert "refusing to load model.torchscript.pt: SHA-256 mismatch" in caplog.text
+
+
+def test_empty_and_form_bodies_are_refused_naming_what_is_accepted(mlp_dir: Path) -> None:
+    service = ModelService.load(mlp_dir, torch.device("cpu"), name="mlp_torchscript")
+    batch = [
+        {"body": b""},
+        {"body": "  \n"},
+        {"hello world": ""},  # TorchServe's view of a form body (curl -d without a type)
+        {"body": {"inputs": [[0.0] * 16]}},
+    ]
+    ctx = FakeContext(str(mlp_dir))
+    ctx.request_headers[2] = {"content-type": "application/x-www-form-urlencoded"}
+    answers = [json.loads(a) for a in service.handle(batch, ctx)]
+
+    assert [ctx.status(i) for i in range(4)] == [400, 400, 400, 200]
+    accepts = 'this model accepts application/json {"inputs": [[...], ...]} or an OIP v2 body'
+    assert answers[0]["message"] == f"the request body is empty (Content-Type none); {accepts}"
+    assert answers[1]["message"].startswith("the request body is empty")
+    assert "sent as Content-Type application/x-www-form-urlencoded" in answers[2]["message"]
+    assert answers[2]["message"].endswith(accepts)
+    assert "truncated" not in answers[3]

@@ -111,7 +111,7 @@ def test_tampered_artifact_is_refused_at_load(model_store: Path, tmp_path: Path)
         "120",
     )
     assert result.returncode == 1
-    assert "a model failed to load; TorchServe says:" in result.stderr
+    assert f"mlp_torchscript.mar (in {store}) failed to load; TorchServe says:" in result.stderr
     assert "refusing to load model.torchscript.pt: SHA-256 mismatch" in result.stderr
     # It cleaned up after itself: nothing left running from that workdir.
     assert not (workdir / "tmp" / ".model_server.pid").exists()

@@ -41,6 +41,7 @@ def test_batch_request_matches_sentence_transformers(
     embeddings = resp.json()["embeddings"]
     assert len(embeddings) == len(SENTENCES)
     assert all(c >= 0.9999 for c in cosines(embeddings, reference)), cosines(embeddings, reference)
+    assert resp.json()["truncated"] == [SENTENCES.index(LONG)]  # the answer says it was cut
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
@@ -48,6 +49,8 @@ def test_plain_text_bodies_match_one_by_one(
     torchserve: TorchServeClient, reference: torch.Tensor, fmt: str
 ) -> None:
     for i, text in enumerate(SENTENCES):
+        if not text:
+            continue  # an empty body is refused: test_empty_body_is_refused
         resp = torchserve.predict(
             f"minilm_{fmt}",
             content=text.encode(),
@@ -56,6 +59,41 @@ def test_plain_text_bodies_match_one_by_one(
         assert resp.status_code == 200, resp.text
         (embedding,) = resp.json()["embeddings"]
         assert cosines([embedding], reference[i : i + 1])[0] >= 0.9999
+        assert ("truncated" in resp.json()) == (text is LONG)
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/json", None])
+def test_empty_body_is_refused(torchserve: TorchServeClient, content_type: str | None) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    resp = torchserve.predict("minilm_onnx", content=b"", headers=headers)
+    assert resp.status_code == 400
+    body = resp.json()
+    assert body["type"] == "BadRequest"
+    assert body["message"].startswith("the request body is empty")
+    assert "text/plain (one text), application/json" in body["message"]
+
+
+def test_form_encoded_body_names_the_content_type_received_and_accepted(
+    torchserve: TorchServeClient,
+) -> None:
+    # What `curl -d 'hello world'` sends.
+    resp = torchserve.predict(
+        "minilm_torchscript",
+        content=b"hello world",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert resp.status_code == 400
+    message = resp.json()["message"]
+    assert "sent as Content-Type application/x-www-form-urlencoded" in message
+    assert "this model accepts text/plain (one text), application/json" in message
+
+
+def test_oip_answer_names_truncated_inputs(torchserve: TorchServeClient) -> None:
+    texts = ["short", LONG]
+    body = {"inputs": [{"name": "text", "shape": [2], "datatype": "BYTES", "data": texts}]}
+    resp = torchserve.predict("minilm_onnx", json=body)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["parameters"] == {"truncated_inputs": [1]}
 
 
 def test_oip_bytes_input(torchserve: TorchServeClient, reference: torch.Tensor) -> None:

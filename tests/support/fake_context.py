@@ -12,6 +12,7 @@ class FakeContext:
     statuses: dict[int, tuple[int, str]] = field(default_factory=dict)
     content_types: dict[int, str] = field(default_factory=dict)
     headers: dict[int, dict[str, str]] = field(default_factory=dict)
+    request_headers: dict[int, dict[str, str]] = field(default_factory=dict)
 
     @property
     def system_properties(self) -> dict[str, Any]:
@@ -25,6 +26,9 @@ class FakeContext:
 
     def set_response_header(self, idx: int, key: str, value: str) -> None:
         self.headers.setdefault(idx, {})[key] = value
+
+    def get_all_request_header(self, idx: int) -> dict[str, str]:
+        return self.request_headers.get(idx, {})
 
     def status(self, idx: int) -> int:
         return self.statuses.get(idx, (200, ""))[0]

@@ -46,6 +46,8 @@ function analysis(a) {
 function render(status) {
   document.getElementById("version").textContent = status.version;
   document.getElementById("updated").textContent = new Date().toLocaleTimeString();
+  document.getElementById("window").textContent =
+    `req/s, errors and latencies are taken over the last ${status.window_s} s`;
   const root = document.getElementById("routes");
   root.replaceChildren();
   for (const route of status.routes) {
@@ -55,11 +57,12 @@ function render(status) {
     title.textContent = route.name + (route.shadow ? ` (shadow ${route.shadow.percent}% to ${route.shadow.variant})` : "");
     section.appendChild(title);
     const table = document.createElement("table");
-    table.appendChild(row(["variant", "weight %", "req/s", "errors %", "p50 ms", "p99 ms", "total", "rotation"], true));
+    table.appendChild(row(["variant", "weight %", "req/s", "errors %", "p50 ms", "p99 ms", "total", "rotation", "runs (TorchServe model, version)"], true));
     for (const v of route.variants) {
       const rotation = v.ejected_s === null || v.ejected_s === undefined ? "in" : `ejected (${v.ejected_s.toFixed(0)} s left)`;
       const tr = row([v.name, String(v.weight), fmt(v.rate, 1), fmt(v.error_rate * 100, 1),
-                      fmt(v.p50_ms, 1), fmt(v.p99_ms, 1), String(v.total), rotation], false);
+                      fmt(v.p50_ms, 1), fmt(v.p99_ms, 1), String(v.total), rotation,
+                      `${v.model} ${v.version}`], false);
       tr.dataset.variant = v.name;
       if (v.error_rate > 0 || rotation !== "in") tr.classList.add("bad");
       table.appendChild(tr);
