@@ -11,6 +11,9 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
+
+pytestmark = pytest.mark.torchserve  # runs `servegate demo` in a subprocess
 
 SERVEGATE = str(Path(sys.executable).with_name("servegate"))
 DEMO_PORTS = (8000, 8001, 8080, 8081, 8082, 7070, 7071, 9000)

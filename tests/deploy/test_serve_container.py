@@ -56,6 +56,7 @@ def _wait_ready(proc: subprocess.Popen[str], url: str, timeout_s: float = 240) -
     raise AssertionError(f"{url} not ready in {timeout_s} s")
 
 
+@pytest.mark.torchserve  # `servegate serve --foreground` in a subprocess
 def test_foreground_serve_as_a_container_runs_it(model_store: Path, tmp_path: Path) -> None:
     ports = Ports.ephemeral()
     argv = [

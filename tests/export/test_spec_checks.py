@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SERVEGATE = str(Path(sys.executable).with_name("servegate"))
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -179,6 +181,7 @@ SPEC = ModelSpec(
 """
 
 
+@pytest.mark.export  # exports in a subprocess
 def test_onnx_failure_shows_the_summary_and_the_users_line(tmp_path: Path) -> None:
     spec = tmp_path / "branchy.py"
     spec.write_text(BRANCHY)
@@ -200,6 +203,7 @@ def test_onnx_failure_shows_the_summary_and_the_users_line(tmp_path: Path) -> No
     assert "def forward(self, arg0_1" in error_log
 
 
+@pytest.mark.export  # exports in a subprocess
 def test_report_keeps_every_archive_across_runs_and_module_paths_resolve_from_cwd(
     tmp_path: Path,
 ) -> None:

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from servegate.torchserve.process import TorchServe
 from servegate.torchserve.settings import TorchServeSettings
@@ -22,6 +23,8 @@ from tests.gateway.support import (
     write_config,
 )
 from tests.support.tsclient import TorchServeClient
+
+pytestmark = pytest.mark.torchserve  # starts its own TorchServe
 
 BODY = {"inputs": [MLP_ROW]}
 

@@ -9,11 +9,14 @@ import zipfile
 from pathlib import Path
 
 import httpx
+import pytest
 
 from servegate.torchserve.keys import KeyFile
 from servegate.torchserve.settings import Ports
 from tests.conftest import fresh_ports
 from tests.support.tsclient import TorchServeClient
+
+pytestmark = pytest.mark.torchserve  # runs `servegate serve` in a subprocess
 
 SERVEGATE = str(Path(sys.executable).with_name("servegate"))
 

@@ -1,7 +1,9 @@
 """A TorchServe handler for canary tests: servegate's own handler with faults injected after it,
 read from ``faults.json`` in the archive:
 
-    error_share   share of requests answered 500 (drawn per request)
+    error_share   share of requests answered 500: every round(1 / share)-th request, not a draw,
+                  so that any window of n requests holds n * share errors, give or take one
+                  (a 20% draw left 15 requests error-free 3.5% of the time: a flaky rollback)
     delay_ms      extra latency, once per batch
     cosine        perturb every output row to this cosine similarity with the true row
 
@@ -20,10 +22,11 @@ from typing import Any
 from handlers import servegate_handler
 
 _faults: dict[str, float] | None = None
+_answered = 0
 
 
 def handle(data: list[dict[str, Any]] | None, context: Any) -> list[bytes] | None:
-    global _faults
+    global _faults, _answered
     if _faults is None:
         model_dir = Path(context.system_properties["model_dir"])
         _faults = json.loads((model_dir / "faults.json").read_text())
@@ -33,8 +36,10 @@ def handle(data: list[dict[str, Any]] | None, context: Any) -> list[bytes] | Non
     if _faults.get("delay_ms"):
         time.sleep(_faults["delay_ms"] / 1000)
     out: list[bytes] = []
+    share = _faults.get("error_share", 0.0)
     for idx, answer in enumerate(answers):
-        if random.random() < _faults.get("error_share", 0.0):
+        _answered += 1
+        if share and _answered % round(1 / share) == 0:
             context.set_response_status(500, "injected failure", idx)
             failure = {"code": 500, "type": "InternalServerError", "message": "injected failure"}
             out.append(json.dumps(failure).encode())
