@@ -12,13 +12,14 @@ from typing import Any
 from servegate.commands.gateway_cmd import admin_args, admin_client
 
 log = logging.getLogger("servegate.canary")
+# argparse %-formats help strings: a literal percent sign is written %%.
 ACTIONS = {
     "status": "show the analysis: phase, step, last checks, reason",
     "start": "start an analysis from the first step",
     "pause": "hold the analysis at its step (weights stay)",
     "resume": "continue a paused analysis",
-    "promote": "promote the canary now (stable takes its model at 100%)",
-    "abort": "roll the canary back to 0% now",
+    "promote": "promote the canary now (stable takes its model at 100%%)",
+    "abort": "roll the canary back to 0%% now",
 }
 
 
