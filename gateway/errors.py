@@ -11,6 +11,7 @@ GatewayError                     500, base of everything below
 ├── UpstreamError                the backend failed; ``kind`` labels the metric
 │   ├── BackendUnavailable       connection refused / reset, or no usable answer (503)
 │   ├── BackendAuthRejected      TorchServe refused the gateway's own key (503)
+│   ├── VariantNotServed         the backend does not serve the variant's model/version (503)
 │   └── BackendTimeout           slower than the route's timeout (504)
 └── AdminError                   admin API refusals
     ├── Unauthorized             missing or wrong bearer token (401)
@@ -69,6 +70,13 @@ class BackendUnavailable(UpstreamError):
 
 class BackendAuthRejected(UpstreamError):
     metric_kind = "auth_rejected"
+
+
+class VariantNotServed(UpstreamError):
+    """The backend answered, but does not serve the model/version the variant names (a typo in
+    the config, an archive not loaded): the variant's fault, never the client's."""
+
+    metric_kind = "model_missing"
 
 
 class BackendTimeout(UpstreamError):
