@@ -4,8 +4,11 @@ Each ``interval_s`` of an analysing route is judged (``checks.judge``):
 
     pass    advance one step (the canary's weight rises to the next step); after the last
             step, promote: the stable variant takes the canary's model at 100%
-    fail    one more failed check; at ``threshold`` roll back: canary to 0%, phase rolled_back
+    fail    one more failed check; at ``threshold`` roll back: canary to 0%
     nodata  hold; once nothing could be judged for ``deadline_s`` it counts as a failed check
+
+A run ends promoted, rolled back or aborted; the route is then ``idle`` again and the ending is
+kept as its ``last_run`` (``status.py``), as Flagger and Argo Rollouts keep a finished analysis.
 
 Decisions change weights through ``apply_change``, the admin API's own path (validated,
 written atomically, audited with who = ``canary-analysis``). The status (phase, step, failed
@@ -28,7 +31,7 @@ from gateway.canary.checks import Subject, Verdict, judge
 from gateway.canary.collector import CanaryCollector
 from gateway.canary.sources import MetricSource, make_source
 from gateway.canary.spec import Analysis
-from gateway.canary.status import ACTIVE, RouteStatus, StatusStore, now_iso
+from gateway.canary.status import ACTIVE, Outcome, RouteStatus, RunResult, StatusStore, now_iso
 from gateway.config import Route
 from gateway.errors import AnalysisRunning, ConfigReadOnly, GatewayError, ModelNotFound
 from gateway.state import Gateway
@@ -202,6 +205,7 @@ class CanaryController:
                 last_decision="start",
                 reason=f"started by {who}",
                 started_at=now_iso(),
+                last_run=current.last_run,
             ),
         )
         try:
@@ -235,26 +239,78 @@ class CanaryController:
     def abort(self, name: str, who: str) -> RouteStatus:
         route, _ = self._analysed(name)
         current = self._in_phase(name, ACTIVE, "abort")
-        self._rollback(name, route, current, who, f"aborted by {who}")
+        self._rollback(name, route, current, who, f"aborted by {who}", outcome="aborted")
         return self.store.get(name)
 
     # --- helpers ---------------------------------------------------------------------------
 
     def _promote(self, name: str, canary: str, who: str, reason: str, **fields: Any) -> None:
-        self._count(name, "promote")
-        status = self.store.get(name)
-        self._record(name, status, "promote", reason, phase="promoted", weight=0, **fields)
         change = Change(route=name, action="canary_promote", who=who, reason=reason)
-        apply_change(self.gw, change, lambda raw, config: with_promotion(raw, name, config, canary))
+        previous = self._finish(name, "promoted", "promote", reason, **fields)
+        try:
+            apply_change(
+                self.gw, change, lambda raw, config: with_promotion(raw, name, config, canary)
+            )
+        except GatewayError:
+            self._put(name, previous)  # not promoted: the run goes on (or pauses) as it was
+            raise
+        self._count(name, "promote")
         log.info("%s: canary %s promoted (%s)", name, canary, reason)
 
     def _rollback(
-        self, name: str, route: Route, status: RouteStatus, who: str, reason: str, **fields: Any
+        self,
+        name: str,
+        route: Route,
+        status: RouteStatus,
+        who: str,
+        reason: str,
+        *,
+        outcome: Outcome = "rolled_back",
+        **fields: Any,
     ) -> None:
-        self._count(name, "rollback")
-        self._record(name, status, "rollback", reason, phase="rolled_back", weight=0, **fields)
-        self._set_canary_weight(name, route, 0, action="canary_rollback", who=who, reason=reason)
-        log.warning("%s: canary %s rolled back: %s", name, status.canary, reason)
+        decision = "abort" if outcome == "aborted" else "rollback"
+        previous = self._finish(name, outcome, decision, reason, **fields)
+        try:
+            self._set_canary_weight(
+                name, route, 0, action=f"canary_{decision}", who=who, reason=reason
+            )
+        except GatewayError:
+            self._put(name, previous)
+            raise
+        self._count(name, decision)
+        log.warning("%s: canary %s %s: %s", name, status.canary, outcome.replace("_", " "), reason)
+
+    def _finish(
+        self, name: str, outcome: Outcome, decision: str, reason: str, **fields: Any
+    ) -> RouteStatus:
+        """End the run: the route goes back to idle with this ending as its last run. Returns
+        the status before, for a caller whose config change then fails to restore."""
+        status = self.store.get(name)
+        run = {
+            "step": status.step,
+            "weight": status.weight,
+            "failed_checks": status.failed_checks,
+            "last_checks": status.last_checks,
+            **fields,
+        }
+        result = RunResult(
+            outcome=outcome,
+            canary=status.canary,
+            reason=reason,
+            started_at=status.started_at,
+            **run,
+        )
+        self._put(
+            name,
+            RouteStatus(
+                phase="idle",
+                canary=status.canary,
+                last_decision=decision,
+                reason=reason,
+                last_run=result,
+            ),
+        )
+        return status
 
     def _set_canary_weight(
         self, name: str, route: Route, weight: int, *, action: str, who: str, reason: str = ""

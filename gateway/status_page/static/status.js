@@ -16,22 +16,32 @@ function analysis(a) {
   const box = document.createElement("div");
   box.className = "analysis";
   box.dataset.phase = a.phase;
+  const running = a.phase === "analysing" || a.phase === "paused";
+  // Idle shows the last run as history (muted), never as the route's state.
+  const last = running ? null : a.last_run;
+  if (last) box.dataset.lastOutcome = last.outcome;
   const head = document.createElement("p");
-  const step = a.phase === "analysing" || a.phase === "paused"
-    ? ` · step ${a.step + 1}/${a.steps.length} (${a.canary} at ${a.weight}%)` : "";
-  head.textContent = `canary analysis: ${a.phase.replace("_", " ")}${step}` +
-    ` · failed checks ${a.failed_checks}/${a.threshold} · source ${a.source}` +
+  const step = running
+    ? ` · step ${a.step + 1}/${a.steps.length} (${a.canary} at ${a.weight}%)` +
+      ` · failed checks ${a.failed_checks}/${a.threshold}` : "";
+  head.textContent = `canary analysis: ${a.phase}${step} · source ${a.source}` +
     (a.running_here ? "" : " · runs in another replica");
-  if (a.phase === "rolled_back") head.classList.add("bad");
   box.appendChild(head);
   const reason = document.createElement("p");
   reason.className = "reason muted";
-  reason.textContent = a.reason ? `${a.last_decision}: ${a.reason}` : "";
+  if (running) {
+    reason.textContent = a.reason ? `${a.last_decision}: ${a.reason}` : "";
+  } else if (last) {
+    reason.textContent = `last run: ${last.outcome.replace("_", " ")} at ${last.finished_at}` +
+      ` (step ${last.step + 1}/${a.steps.length}, failed checks ${last.failed_checks}/${a.threshold})` +
+      ` · ${last.reason}`;
+  }
   box.appendChild(reason);
-  if (a.last_checks && a.last_checks.length) {
+  const shown = running ? a.last_checks : (last ? last.last_checks : []);
+  if (shown && shown.length) {
     const checks = document.createElement("table");
     checks.appendChild(row(["check", "value", "bound", "result"], true));
-    for (const c of a.last_checks) {
+    for (const c of shown) {
       const result = c.passed === true ? "pass" : c.passed === false ? "FAIL" : (c.detail || "no data");
       const tr = row([c.name, c.value === null ? "–" : c.value.toPrecision(4), c.bound, result], false);
       tr.dataset.check = c.name;
