@@ -18,6 +18,7 @@ GatewayError                     500, base of everything below
     ├── PreconditionRequired     write without ``If-Match`` (428)
     ├── VersionConflict          ``If-Match`` names a stale config version (412)
     ├── ConfigReadOnly           the config file cannot be written here (409)
+    ├── ConfigFileRejected       the file on disk holds an edit the gateway rejected (409)
     └── AnalysisRunning          a canary analysis owns the weights or refuses the action (409)
 """
 
@@ -109,6 +110,13 @@ class ConfigReadOnly(AdminError):
 
     status = 409
     kind = "ConfigReadOnly"
+
+
+class ConfigFileRejected(AdminError):
+    """The config file on disk is not what serves: it holds an edit the gateway rejected."""
+
+    status = 409
+    kind = "Conflict"
 
 
 class AnalysisRunning(AdminError):

@@ -111,6 +111,20 @@ class TorchServeBackend(Backend):
             return False
         return reply.status == 200
 
+    async def serves(self, variant: Variant) -> bool | None:
+        # TorchServe's OPTIONS on a prediction URL describes the model (200) or answers its own
+        # 404 for a model or version it does not serve, without running any inference. It is an
+        # inference-port call, so it works wherever the gateway can predict (management is
+        # unreachable in compose and Kubernetes).
+        url = f"{self.config.inference_url}/predictions/{variant.model}/{variant.version}"
+        try:
+            reply = await self._send("OPTIONS", url, {}, b"", 5.0)
+        except UpstreamError:
+            return None
+        if reply.status == 200:
+            return True
+        return False if not_served(reply.status, reply.body) else None
+
     def signature(self, variant: Variant) -> ModelSignature:
         if self.config.model_store is None:
             raise BackendUnavailable(f"backend {self.name!r} has no model_store for metadata")

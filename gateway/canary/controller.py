@@ -194,6 +194,13 @@ class CanaryController:
         current = self.store.get(name)
         if current.phase in ACTIVE:
             raise AnalysisRunning(f"{name} is {current.phase} already; abort it to start over")
+        canary = route.variant(analysis.canary)
+        readiness = self.gw.readiness.get(canary) if canary is not None else None
+        if readiness is not None and not readiness.ready:
+            raise AnalysisRunning(
+                f"cannot start {name}: canary variant {analysis.canary!r} is not ready "
+                f"({readiness.detail})"
+            )
         weight = analysis.weights()[0]
         self._put(
             name,
@@ -215,6 +222,20 @@ class CanaryController:
             raise
         self._interval_start.pop(name, None)
         return self.store.get(name)
+
+    def file_edited(self, name: str, what: str) -> None:
+        """A hand edit of the route's variants applied during the run (``on_file_edit: pause``):
+        the analysis stops setting weights until an operator resumes it (callers hold
+        ``gw.admin_lock``)."""
+        current = self.store.get(name)
+        if current.phase != "analysing":
+            return
+        reason = (
+            f"paused: {what} changed the variants by hand; `servegate canary resume {name}` "
+            "re-applies the analysis weight, `abort` ends the run"
+        )
+        log.warning("%s: canary analysis %s", name, reason)
+        self._record(name, current, "pause", reason, phase="paused")
 
     def pause(self, name: str, who: str) -> RouteStatus:
         current = self._in_phase(name, ("analysing",), "pause")

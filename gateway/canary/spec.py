@@ -16,6 +16,7 @@ with output divergence as a check of its own::
         error_rate: {max: 0.01}
         latency: {p99_max_ms: 250, p99_max_ratio: 1.5}
         divergence: {min: 0.999}   # the shadow's compare measure (cosine here)
+      on_file_edit: pause          # or refuse: a hand edit of the variants during a run
 
 The models only validate themselves; ``check_route`` validates an analysis against the route
 it belongs to (the canary exists, the steps leave room for the other variants, a divergence
@@ -125,6 +126,10 @@ class Analysis(_Frozen):
     deadline_s: float | None = Field(default=None, gt=0, description="default: 5 intervals")
     metrics: MetricsConfig = MetricsConfig()
     checks: Checks
+    # A hand edit of the route's variants in the config file while the analysis runs: `pause`
+    # applies it and pauses the analysis (`resume` re-applies the analysis' weight); `refuse`
+    # rejects it like the admin API's 409 until the analysis is paused or aborted.
+    on_file_edit: Literal["pause", "refuse"] = "pause"
 
     @model_validator(mode="after")
     def _steps(self) -> Analysis:

@@ -56,6 +56,11 @@ function analysis(a) {
 function render(status) {
   document.getElementById("version").textContent = status.version;
   document.getElementById("updated").textContent = new Date().toLocaleTimeString();
+  // The file on disk is not what serves (a rejected edit): say so above everything else.
+  const file = document.getElementById("file");
+  file.hidden = !status.file || status.file.serving;
+  file.textContent = file.hidden ? "" :
+    `the config file on disk (version ${status.file.version}) is NOT what serves: ${status.file.error}`;
   const root = document.getElementById("routes");
   root.replaceChildren();
   for (const route of status.routes) {
@@ -65,13 +70,15 @@ function render(status) {
     title.textContent = route.name + (route.shadow ? ` (shadow ${route.shadow.percent}% to ${route.shadow.variant})` : "");
     section.appendChild(title);
     const table = document.createElement("table");
-    table.appendChild(row(["variant", "weight %", "req/s", "errors %", "p50 ms", "p99 ms", "total", "rotation"], true));
+    table.appendChild(row(["variant", "weight %", "req/s", "errors %", "p50 ms", "p99 ms", "total", "rotation", "ready"], true));
     for (const v of route.variants) {
       const rotation = v.ejected_s === null || v.ejected_s === undefined ? "in" : `ejected (${v.ejected_s.toFixed(0)} s left)`;
+      const ready = v.ready.ready === null ? "–" : v.ready.ready ? "yes" : `NOT READY: ${v.ready.detail}`;
       const tr = row([v.name, String(v.weight), fmt(v.rate, 1), fmt(v.error_rate * 100, 1),
-                      fmt(v.p50_ms, 1), fmt(v.p99_ms, 1), String(v.total), rotation], false);
+                      fmt(v.p50_ms, 1), fmt(v.p99_ms, 1), String(v.total), rotation, ready], false);
       tr.dataset.variant = v.name;
-      if (v.error_rate > 0 || rotation !== "in") tr.classList.add("bad");
+      tr.dataset.ready = String(v.ready.ready);
+      if (v.error_rate > 0 || rotation !== "in" || v.ready.ready === false) tr.classList.add("bad");
       table.appendChild(tr);
     }
     section.appendChild(table);
