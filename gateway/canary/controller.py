@@ -195,6 +195,7 @@ class CanaryController:
         if current.phase in ACTIVE:
             raise AnalysisRunning(f"{name} is {current.phase} already; abort it to start over")
         canary = route.variant(analysis.canary)
+        _check_startable(name, route, analysis)
         readiness = self.gw.readiness.get(canary) if canary is not None else None
         if readiness is not None and not readiness.ready:
             raise AnalysisRunning(
@@ -269,8 +270,11 @@ class CanaryController:
         change = Change(route=name, action="canary_promote", who=who, reason=reason)
         previous = self._finish(name, "promoted", "promote", reason, **fields)
         try:
+            when = f"on {now_iso()[:10]}"
             apply_change(
-                self.gw, change, lambda raw, config: with_promotion(raw, name, config, canary)
+                self.gw,
+                change,
+                lambda raw, config: with_promotion(raw, name, config, canary, when),
             )
         except GatewayError:
             self._put(name, previous)  # not promoted: the run goes on (or pauses) as it was
@@ -399,3 +403,28 @@ class CanaryController:
 
     def _count(self, name: str, decision: str) -> None:
         self.gw.metrics.canary_decisions.labels(name, decision).inc()
+
+
+def _check_startable(name: str, route: Route, analysis: Analysis) -> None:
+    """A run needs a canary that differs from stable (after a promotion the canary slot serves
+    stable's own model until an operator puts the next one there) and, for a divergence check,
+    the comparing shadow that the promotion removed."""
+    canary = route.variant(analysis.canary)
+    stable = route.stable
+    if canary is not None and (canary.backend, canary.model, canary.version) == (
+        stable.backend,
+        stable.model,
+        stable.version,
+    ):
+        raise AnalysisRunning(
+            f"cannot start {name}: canary {analysis.canary!r} serves the same model as "
+            f"{stable.name!r} ({stable.model}/{stable.version}); put the next model in it first"
+        )
+    shadow = route.shadow
+    if analysis.checks.divergence is not None and (
+        shadow is None or shadow.variant != analysis.canary or shadow.compare is None
+    ):
+        raise AnalysisRunning(
+            f"cannot start {name}: its divergence check needs `shadow: {{variant: "
+            f"{analysis.canary}, percent: ..., compare: ...}}` on the route"
+        )

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 if TYPE_CHECKING:
-    from gateway.config import Route
+    from gateway.config import Route, Variant
 
 CompareMeasure = Literal["cosine", "max_abs", "top1"]
 # Which direction is healthy for each measure: similarity must stay high, difference low.
@@ -159,6 +159,10 @@ class Analysis(_Frozen):
         return self.deadline_s if self.deadline_s is not None else 5 * self.interval_s
 
 
+def _same_target(a: Variant, b: Variant) -> bool:
+    return (a.backend, a.model, a.version) == (b.backend, b.model, b.version)
+
+
 def check_route(route: Route) -> None:
     """Validate ``route.analysis`` against the route; ``ValueError`` says what to fix."""
     analysis = route.analysis
@@ -184,6 +188,12 @@ def check_route(route: Route) -> None:
     if divergence is None:
         return
     shadow = route.shadow
+    canary = route.variant(analysis.canary)
+    promoted = canary is not None and _same_target(canary, route.stable)
+    if shadow is None and promoted:
+        # After a promotion the canary serves stable's own model and the promotion removed the
+        # shadow (nothing to compare); starting a run needs one again (the controller says so).
+        return
     if shadow is None or shadow.compare is None or shadow.variant != analysis.canary:
         raise ValueError(
             "a divergence check needs `shadow: {variant: <canary>, percent: ..., compare: ...}` "
