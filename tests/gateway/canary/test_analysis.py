@@ -200,3 +200,25 @@ def test_restart_mid_analysis_resumes_at_the_same_step(
     assert after["step"] == step + 1 or after["last_run"]["outcome"] == "promoted"
     actions = [e["action"] for e in audit_actions(config, "mlp")]
     assert actions.count("canary_start") == 1
+
+
+def test_canary_that_answers_nothing_successfully_is_never_advanced(
+    tmp_path: Path, canary_backends: dict[str, Any]
+) -> None:
+    # Every request the canary gets fails fast as a client error: its error rate reads 0 and
+    # its latency is excellent, yet it answered nothing. No step passes: it is rolled back.
+    route = analysed_route("mlp_good", ERRORS, threshold=1)
+    config = configure(tmp_path, canary_backends, route)
+    with run_gateway(config) as gw:
+        url = f"{gw.url}/predictions/mlp"
+        bad = Traffic(url, rate=40, body={"inputs": "not a tensor"}, headers={PIN: "canary"})
+        with Traffic(url, rate=40, headers={PIN: "stable"}), bad:
+            act(gw, "mlp", "start")
+            final = wait_finished(gw, "mlp")
+    assert final["outcome"] == "rolled_back", final
+    assert "answered no request successfully" in final["reason"]
+    by_name = {c["name"]: c for c in final["last_checks"]}
+    assert by_name["requests"]["passed"] is True
+    assert by_name["successes"]["value"] == 0 and by_name["successes"]["passed"] is False
+    actions = [e["action"] for e in audit_actions(config, "mlp")]
+    assert actions == ["canary_start", "canary_rollback"]
