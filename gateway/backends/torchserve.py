@@ -115,10 +115,11 @@ class TorchServeBackend(Backend):
         # TorchServe's OPTIONS on a prediction URL describes the model (200) or answers its own
         # 404 for a model or version it does not serve, without running any inference. It is an
         # inference-port call, so it works wherever the gateway can predict (management is
-        # unreachable in compose and Kubernetes).
+        # unreachable in compose and Kubernetes). A rejected key is "cannot tell": renewing keys
+        # is the request path's job (counted there), not a background probe's.
         url = f"{self.config.inference_url}/predictions/{variant.model}/{variant.version}"
         try:
-            reply = await self._send("OPTIONS", url, {}, b"", 5.0)
+            reply = await self._attempt("OPTIONS", url, {}, b"", 5.0, key=self.keys.key())
         except UpstreamError:
             return None
         if reply.status == 200:
