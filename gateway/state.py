@@ -145,6 +145,8 @@ class Gateway:
         except ConfigError as exc:
             return exc.message
         async with self.admin_lock:
+            if not _still_on_disk(loaded):
+                return None  # an admin change rewrote the file meanwhile: the next poll reads it
             edited = self._analysed_routes_edited(loaded.config)
             refused = [r for r, route in edited if _policy(route) == "refuse"]
             if refused:
@@ -157,7 +159,7 @@ class Gateway:
             self.reloaded(loaded)
             if self.canary is not None:
                 for name, _ in edited:
-                    self.canary.file_edited(name, f"{loaded.path or 'the config file'} edited")
+                    self.canary.file_edited(name, f"an edit of {_name(loaded)}")
         return None
 
     def _analysed_routes_edited(self, new: GatewayConfig) -> list[tuple[str, Route]]:
@@ -229,6 +231,19 @@ class Gateway:
             await asyncio.sleep(self.settings.scrape_interval_s)
 
 
+def _name(loaded: LoadedConfig) -> str:
+    return loaded.path.name if loaded.path is not None else "the config file"
+
+
+def _still_on_disk(loaded: LoadedConfig) -> bool:
+    if loaded.path is None:
+        return True
+    try:
+        return version_of(loaded.path.read_bytes()) == loaded.version
+    except OSError:
+        return False
+
+
 def _policy(route: Route) -> str:
     return route.analysis.on_file_edit if route.analysis is not None else "pause"
 
@@ -250,6 +265,6 @@ def _audit_file_edit(path: Path, old: LoadedConfig, new: LoadedConfig) -> None:
                 new={v.name: v.weight for v in after.variants} if after else {},
                 version_before=old.version,
                 version_after=new.version,
-                reason=f"{new.path.name if new.path else 'config'} edited on disk",
+                reason=f"{_name(new)} edited on disk",
             ),
         )
