@@ -81,7 +81,7 @@ def test_a_model_its_backend_does_not_serve_is_the_variants_fault(
         canary_ready = gw.metric("servegate_variant_ready", route="mlp", variant="canary")
         stable_ready = gw.metric("servegate_variant_ready", route="mlp", variant="stable")
         raised = put_weights(gw, {"stable": 90, "canary": 10})
-        lowered_is_fine = put_weights(gw, {"stable": 100, "canary": 0})
+        unchanged = put_weights(gw, {"stable": 100, "canary": 0})
         shown = cli(gw, "routes")
     # 503 in each protocol's shape, naming the variant, never TorchServe's 404 or its internals.
     assert pinned.status_code == 503 and pinned.headers[PIN.lower()] == "canary"
@@ -93,7 +93,7 @@ def test_a_model_its_backend_does_not_serve_is_the_variants_fault(
     assert ready.status_code == 200  # the canary takes no traffic: the route is ready
     assert raised.status_code == 400
     assert "variant 'canary'" in raised.json()["error"] and "mlp_onxx" in raised.json()["error"]
-    assert lowered_is_fine.status_code == 200, lowered_is_fine.text
+    assert unchanged.status_code == 200, unchanged.text
     assert "canary=0 (mlp_onxx/1.0) NOT READY: backend 'ts' does not serve" in shown.stdout
 
 

@@ -146,14 +146,13 @@ def wait_phase(
 
 def wait_finished(gw: RunningGateway, route: str, timeout_s: float = 90.0) -> dict[str, Any]:
     """Poll until the run ends: the route is idle again and its ending is the last run (a
-    liveness guard, not a timing assertion). The last run (outcome, reason, failed checks, last
-    checks) is returned for the test to judge."""
+    liveness guard, not a timing assertion). The status with its last run's fields on top
+    (outcome, reason, failed checks, last checks) is returned for the test to judge."""
     deadline = time.monotonic() + timeout_s
     while True:
         body = analysis(gw, route)
         if body["phase"] == "idle" and body.get("last_run"):
-            last: dict[str, Any] = body["last_run"]
-            return last
+            return {**body, **body["last_run"]}
         assert time.monotonic() < deadline, f"{route} stayed {body['phase']}: {body}"
         time.sleep(0.2)
 
