@@ -111,6 +111,16 @@ def count_refusal(
     gw.metrics.requests.labels(route, exc.variant or NO_VARIANT, protocol, str(exc.status)).inc()
 
 
+async def model_ready(gw: Gateway, table: Table, model: str, version: str | None) -> bool:
+    """Ready when the backend of every variant that takes traffic (or of the asked version's
+    variant) serves its model/version now: a variant its backend does not serve is not ready,
+    whatever ``/ping`` says. ``ModelNotFound`` for an unknown model or version."""
+    route, variant = resolve(table, model, version)
+    serving = [variant] if version is not None else [v for v in route.variants if v.weight > 0]
+    found = await gw.readiness.probe(table.backends, serving)
+    return all(state.ready for state in found.values())
+
+
 def resolve(table: Table, model: str, version: str | None) -> tuple[Route, Variant]:
     """The route and the variant that answers metadata/readiness for ``model[/version]``
     (the baseline without a version)."""

@@ -11,12 +11,14 @@ GatewayError                     500, base of everything below
 ├── UpstreamError                the backend failed; ``kind`` labels the metric
 │   ├── BackendUnavailable       connection refused / reset, or no usable answer (503)
 │   ├── BackendAuthRejected      TorchServe refused the gateway's own key (503)
+│   ├── VariantNotServed         the backend does not serve the variant's model/version (503)
 │   └── BackendTimeout           slower than the route's timeout (504)
 └── AdminError                   admin API refusals
     ├── Unauthorized             missing or wrong bearer token (401)
     ├── PreconditionRequired     write without ``If-Match`` (428)
     ├── VersionConflict          ``If-Match`` names a stale config version (412)
     ├── ConfigReadOnly           the config file cannot be written here (409)
+    ├── ConfigFileRejected       the file on disk holds an edit the gateway rejected (409)
     └── AnalysisRunning          a canary analysis owns the weights or refuses the action (409)
 """
 
@@ -71,6 +73,13 @@ class BackendAuthRejected(UpstreamError):
     metric_kind = "auth_rejected"
 
 
+class VariantNotServed(UpstreamError):
+    """The backend answered, but does not serve the model/version the variant names (a typo in
+    the config, an archive not loaded): the variant's fault, never the client's."""
+
+    metric_kind = "model_missing"
+
+
 class BackendTimeout(UpstreamError):
     status = 504
     kind = "GatewayTimeout"
@@ -101,6 +110,13 @@ class ConfigReadOnly(AdminError):
 
     status = 409
     kind = "ConfigReadOnly"
+
+
+class ConfigFileRejected(AdminError):
+    """The config file on disk is not what serves: it holds an edit the gateway rejected."""
+
+    status = 409
+    kind = "Conflict"
 
 
 class AnalysisRunning(AdminError):

@@ -69,7 +69,10 @@ DIVERGENCE_BUCKETS = (
     0.99999,
     1.0,
 )
-CANARY_PHASES = ("idle", "analysing", "paused", "promoted", "rolled_back")
+# A finished run is history, not a phase (gateway/canary/status.py): how runs ended is counted in
+# servegate_canary_decisions_total{decision="promote"|"rollback"|"abort"}.
+CANARY_PHASES = ("idle", "analysing", "paused")
+CANARY_DECISIONS = ("advance", "hold", "fail", "promote", "rollback", "abort")
 RV = ("route", "variant")
 RVP = (*RV, "protocol")
 ProtocolName = Literal["rest", "grpc"]
@@ -198,7 +201,7 @@ class GatewayMetrics:
         )
         self.canary_decisions = Counter(
             "servegate_canary_decisions",
-            "Analysis decisions (advance, hold, fail, promote, rollback)",
+            "Analysis decisions (advance, hold, fail, promote, rollback, abort)",
             ["route", "decision"],
             registry=r,
         )
@@ -211,6 +214,10 @@ class GatewayMetrics:
                 # Present at 0 from the start: "no mismatch yet" is a real zero, and rate()
                 # sees the first one.
                 self.divergence_mismatches.labels(route_name, route.shadow.variant)
+            if route.analysis is not None:
+                # Present at 0 too: increase() sees the first rollback (the alert's trigger).
+                for decision in CANARY_DECISIONS:
+                    self.canary_decisions.labels(route_name, decision)
 
     def add_collector(self, collector: Collector) -> None:
         """A collector computed at scrape time in this process (config, canary, backends)."""

@@ -12,12 +12,17 @@ import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
+from gateway.admin import audit
 from gateway.backends import Backend, GrpcPool, HttpPool, make_backend
-from gateway.config import LoadedConfig
+from gateway.canary.status import StatusStore
+from gateway.config import GatewayConfig, LoadedConfig, Route, version_of
 from gateway.ejection import OutlierDetector
+from gateway.errors import ConfigError
 from gateway.metrics import GatewayMetrics, TableCollector
+from gateway.readiness import ReadinessCollector, ReadinessTracker
 from gateway.reload import ConfigWatcher
 from gateway.scrape import ScrapedCollector
 from gateway.settings import GatewaySettings
@@ -36,9 +41,24 @@ class Table:
 
 
 class CanaryControl(Protocol):
-    """What the admin API asks of the canary analysis (``gateway.canary.controller``)."""
+    """What the admin API and the file watcher ask of the canary analysis
+    (``gateway.canary.controller``)."""
 
     def holds_weights(self, route: str) -> bool: ...
+
+    def file_edited(self, route: str, what: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class FileState:
+    """The config file on disk against the config serving now."""
+
+    version: str | None  # of the bytes on disk (None: unreadable)
+    serving: bool
+    error: str | None = None  # why it was rejected, when it was
+
+    def as_json(self) -> dict[str, object]:
+        return {"version": self.version, "serving": self.serving, "error": self.error}
 
 
 class Gateway:
@@ -58,6 +78,13 @@ class Gateway:
             self.metrics.add_collector(TableCollector(lambda: self.table.loaded))
         self.table = self._build(loaded)
         self.metrics.apply_config(loaded.config)
+        self.readiness = ReadinessTracker()
+        if primary:
+            self.metrics.add_collector(
+                ReadinessCollector(self.readiness, lambda: self.table.loaded.config)
+            )
+        # The file version the watcher last rejected, and why (cleared by the next apply).
+        self.rejected: tuple[str, str] | None = None
         self.shadow = ShadowSender(self.metrics)
         self.outliers = OutlierDetector(self.metrics)
         self.canary: CanaryControl | None = None  # set by the server when analysis is wired
@@ -87,21 +114,91 @@ class Gateway:
     def current_version(self) -> str:
         return self.table.loaded.version
 
-    def reloaded(self, loaded: LoadedConfig) -> None:
+    def apply_change(self, loaded: LoadedConfig) -> None:
+        """An applied admin or analysis change: it serves, and the file on disk is it."""
         self.apply(loaded)
-        if self.primary:  # every process reloads the same file: count it once
-            self.metrics.reloads.labels("applied").inc()
+        self.rejected = None
 
-    def reject(self, reason: str) -> None:
+    def reloaded(self, loaded: LoadedConfig) -> None:
+        old = self.table.loaded
+        self.apply(loaded)
+        self.rejected = None
+        if self.primary:  # every process reloads the same file: count and audit it once
+            self.metrics.reloads.labels("applied").inc()
+            _audit_file_edit(self.settings.audit_path(), old, loaded)
+
+    def reject(self, version: str, reason: str) -> None:
+        self.rejected = (version, reason)
         if self.primary:
             self.metrics.reloads.labels("rejected").inc()
         log.error("config change rejected, still serving %s: %s", self.table.loaded.version, reason)
+
+    async def admit(self, loaded: LoadedConfig) -> str | None:
+        """Vet a valid file edit and apply it; the reason it was refused, else None.
+
+        Refused: a variant brought in that its backend answers it does not serve, or (with
+        ``on_file_edit: refuse``) an edit of the variants of a route whose analysis is running.
+        With ``on_file_edit: pause`` (the default) such an edit applies and pauses the analysis,
+        as pausing it through the admin API and then changing the weights would."""
+        try:
+            await self.readiness.vet(self.table.backends, loaded.config, self.table.loaded.config)
+        except ConfigError as exc:
+            return exc.message
+        async with self.admin_lock:
+            if not _still_on_disk(loaded):
+                return None  # an admin change rewrote the file meanwhile: the next poll reads it
+            edited = self._analysed_routes_edited(loaded.config)
+            refused = [r for r, route in edited if _policy(route) == "refuse"]
+            if refused:
+                return (
+                    f"routes.{refused[0]}: a canary analysis is running and sets this route's "
+                    "weights; the route's analysis refuses file edits (on_file_edit: refuse). "
+                    f"`servegate canary pause {refused[0]}` or `abort {refused[0]}` first; the "
+                    "file is read again then"
+                )
+            self.reloaded(loaded)
+            if self.canary is not None:
+                for name, _ in edited:
+                    self.canary.file_edited(name, f"an edit of {_name(loaded)}")
+        return None
+
+    def _analysed_routes_edited(self, new: GatewayConfig) -> list[tuple[str, Route]]:
+        """Routes whose analysis is running and whose variants the new config changes."""
+        old = self.table.loaded.config
+        out = []
+        for name, route in old.routes.items():
+            after = new.routes.get(name)
+            if after is not None and after.variants != route.variants and self._analysing(name):
+                out.append((name, after))
+        return out
+
+    def _analysing(self, route: str) -> bool:
+        if self.canary is not None:
+            return self.canary.holds_weights(route)
+        # A worker process has no analysis of its own: it reads the primary's persisted status,
+        # so that every process refuses (or applies) the same edit.
+        return StatusStore(self.settings.canary_status_path()).get(route).phase == "analysing"
+
+    def file_state(self) -> FileState:
+        path = self.table.loaded.path
+        if path is None:
+            return FileState(None, True)
+        try:
+            version = version_of(path.read_bytes())
+        except OSError as exc:
+            return FileState(None, False, f"cannot read {path.name}: {exc.strerror}")
+        if version == self.table.loaded.version:
+            return FileState(version, True)
+        if self.rejected is not None and self.rejected[0] == version:
+            return FileState(version, False, self.rejected[1])
+        return FileState(version, False, "changed on disk, not read yet")
 
     async def start(self) -> None:
         path = self.table.loaded.path
         if path is not None:
             watcher = ConfigWatcher(path, self.settings.reload_interval_s, self)
             self._tasks.append(asyncio.create_task(watcher.run(), name="config-watcher"))
+        self._tasks.append(asyncio.create_task(self._readiness_loop(), name="readiness"))
         if self.primary:
             self._tasks.append(asyncio.create_task(self._scrape_loop(), name="backend-scraper"))
             self._tasks.append(asyncio.create_task(self._stats_loop(), name="status-stats"))
@@ -121,8 +218,53 @@ class Gateway:
             self.stats.record()
             await asyncio.sleep(1.0)
 
+    async def _readiness_loop(self) -> None:
+        while True:
+            table = self.table
+            await self.readiness.refresh(table.backends, table.loaded.config)
+            await asyncio.sleep(self.settings.scrape_interval_s)
+
     async def _scrape_loop(self) -> None:
         while True:
             for name, backend in self.table.backends.items():
                 self.scraped.update(name, await backend.scrape())
             await asyncio.sleep(self.settings.scrape_interval_s)
+
+
+def _name(loaded: LoadedConfig) -> str:
+    return loaded.path.name if loaded.path is not None else "the config file"
+
+
+def _still_on_disk(loaded: LoadedConfig) -> bool:
+    if loaded.path is None:
+        return True
+    try:
+        return version_of(loaded.path.read_bytes()) == loaded.version
+    except OSError:
+        return False
+
+
+def _policy(route: Route) -> str:
+    return route.analysis.on_file_edit if route.analysis is not None else "pause"
+
+
+def _audit_file_edit(path: Path, old: LoadedConfig, new: LoadedConfig) -> None:
+    """One audit entry per route the edit changed (one for the file when only backends did)."""
+    names = sorted(set(old.config.routes) | set(new.config.routes))
+    changed = [n for n in names if old.config.routes.get(n) != new.config.routes.get(n)]
+    for name in changed or [""]:
+        before, after = old.config.routes.get(name), new.config.routes.get(name)
+        audit.append(
+            path,
+            audit.AuditEntry(
+                who="file",
+                client="",
+                action="file_edit",
+                route=name,
+                old={v.name: v.weight for v in before.variants} if before else {},
+                new={v.name: v.weight for v in after.variants} if after else {},
+                version_before=old.version,
+                version_after=new.version,
+                reason=f"{_name(new)} edited on disk",
+            ),
+        )

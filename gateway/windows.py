@@ -1,7 +1,7 @@
 """Per-variant numbers over a time window, read from the gateway's own Prometheus series.
 
-A ``Snapshot`` is the cumulative counts per (route, variant) at one moment: requests, 5xx,
-latency buckets, divergence sum/count, shape mismatches. The difference of two snapshots is
+A ``Snapshot`` is the cumulative counts per (route, variant) at one moment: requests, 2xx/3xx,
+5xx, latency buckets, divergence sum/count, shape mismatches. The difference of two snapshots is
 what happened between them. Canary analysis diffs against the start of its interval; the
 status page against ~10 s ago. Reading the series (and not a private tally) means both see
 every worker process of a multi-process gateway, and both agree with ``/metrics``.
@@ -24,6 +24,7 @@ class NoData(Exception):
 @dataclass
 class Counts:
     requests: float = 0.0
+    successes: float = 0.0  # 2xx and 3xx: the variant really answered
     errors: float = 0.0  # 5xx, timeouts included (the gateway answers them 504)
     buckets: dict[float, float] = field(default_factory=lambda: defaultdict(float))
     div_sum: float = 0.0
@@ -33,6 +34,7 @@ class Counts:
     def minus(self, then: Counts) -> Counts:
         return Counts(
             requests=self.requests - then.requests,
+            successes=self.successes - then.successes,
             errors=self.errors - then.errors,
             buckets=defaultdict(
                 float, {le: n - then.buckets.get(le, 0.0) for le, n in self.buckets.items()}
@@ -58,6 +60,8 @@ def take_snapshot(families: Iterable[Metric]) -> Snapshot:
                 counts[key].requests += s.value
                 if s.labels["code"].startswith("5"):
                     counts[key].errors += s.value
+                elif s.labels["code"][:1] in ("2", "3"):
+                    counts[key].successes += s.value
             elif s.name == "servegate_request_duration_seconds_bucket":
                 counts[key].buckets[float(s.labels["le"])] += s.value
             elif s.name == "servegate_canary_divergence_sum":

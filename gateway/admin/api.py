@@ -51,11 +51,28 @@ def route_json(name: str, route: Route) -> dict[str, Any]:
     return {"name": name, **route.model_dump(mode="json")}
 
 
+def readiness_json(gw: Gateway, route: Route) -> dict[str, Any]:
+    """Per variant: whether its backend serves its model/version (None: not asked yet)."""
+    out: dict[str, Any] = {}
+    for v in route.variants:
+        state = gw.readiness.get(v)
+        out[v.name] = state.as_json() if state is not None else {"ready": None}
+    return out
+
+
 @router.get("/routes")
 async def list_routes(request: Request) -> JSONResponse:
-    loaded = gateway_of(request).table.loaded
+    gw = gateway_of(request)
+    loaded = gw.table.loaded
     routes = {n: route_json(n, r) for n, r in loaded.config.routes.items()}
-    return _versioned({"version": loaded.version, "routes": routes}, loaded.version)
+    readiness = {n: readiness_json(gw, r) for n, r in loaded.config.routes.items()}
+    body = {
+        "version": loaded.version,
+        "file": gw.file_state().as_json(),
+        "routes": routes,
+        "readiness": readiness,
+    }
+    return _versioned(body, loaded.version)
 
 
 @router.get("/routes/{route}")

@@ -24,6 +24,7 @@ from gateway.config import GatewayConfig, parse_config
 from gateway.errors import BadRequest, ConfigError, ModelNotFound
 
 _SCALAR = re.compile(r"[^\s,}\]#]+")
+_COMMENT = re.compile(r"\s+#.*$")
 
 
 def with_weights(raw: bytes, route: str, weights: Mapping[str, int]) -> tuple[bytes, GatewayConfig]:
@@ -42,10 +43,15 @@ def with_weights(raw: bytes, route: str, weights: Mapping[str, int]) -> tuple[by
 
 
 def with_promotion(
-    raw: bytes, route: str, current: GatewayConfig, canary: str
+    raw: bytes, route: str, current: GatewayConfig, canary: str, when: str = ""
 ) -> tuple[bytes, GatewayConfig]:
     """Promote ``canary``: the route's stable (first) variant takes the canary's backend, model
-    and version at the weight stable and canary held together; the canary drops to 0."""
+    and version at the weight stable and canary held together; the canary drops to 0.
+
+    The file must read true afterwards: the end-of-line comments on stable's lines described
+    the model it ran and are replaced by one saying where its model came from, and a shadow
+    copying traffic to the canary (now the same model as stable) is removed, with a comment
+    saying so (the next canary needs it back for a divergence check)."""
     spec = current.routes[route]
     stable, promoted = spec.stable, spec.variant(canary)
     if promoted is None:
@@ -59,7 +65,65 @@ def with_promotion(
         },
         canary: {"weight": 0},
     }
-    return with_fields(raw, route, fields)
+    edited, _ = with_fields(raw, route, fields)
+    lines = edited.decode("utf-8").splitlines(keepends=True)
+    doc = _load(edited)
+    first, after = _variant_lines(doc, route, stable.name)
+    note = f"promoted from {canary} ({promoted.model}/{promoted.version}){when and ' ' + when}"
+    for i in range(first, after):
+        lines[i] = _without_comment(lines[i])
+    lines[first] = lines[first].rstrip("\n") + f"  # {note}\n"
+    shadow = spec.shadow
+    if shadow is not None and shadow.variant == canary:
+        start, end = _key_lines(doc["routes"][route], "shadow", lines)
+        indent = " " * doc["routes"][route].lc.key("shadow")[1]
+        lines[start:end] = [
+            f"{indent}# shadow to {canary} removed at its promotion (same model as "
+            f"{stable.name} now); add one for the next canary\n"
+        ]
+    new_raw = "".join(lines).encode("utf-8")
+    return new_raw, parse_config(new_raw, "the requested change")
+
+
+def _load(raw: bytes) -> Any:
+    try:
+        return YAML().load(raw)
+    except YAMLError:
+        raise ConfigError("gateway.yaml on disk is not valid YAML; fix it first") from None
+
+
+def _variant_lines(doc: Any, route: str, name: str) -> tuple[int, int]:
+    """The line range of variant ``name`` of ``route``: from its first key to the next
+    variant's first key, or to its own last key."""
+    variants = doc["routes"][route]["variants"]
+    index = next(i for i, v in enumerate(variants) if v["name"] == name)
+    first = min(variants[index].lc.key(k)[0] for k in variants[index])
+    if index + 1 < len(variants):
+        nxt = variants[index + 1]
+        return first, min(nxt.lc.key(k)[0] for k in nxt)
+    return first, max(variants[index].lc.value(k)[0] for k in variants[index]) + 1
+
+
+def _key_lines(mapping: Any, key: str, lines: list[str]) -> tuple[int, int]:
+    """The lines of ``key`` in a block mapping: its own line and every following line indented
+    deeper (its value, comments inside it)."""
+    start, col = mapping.lc.key(key)
+    end = start + 1
+    while end < len(lines):
+        text = lines[end]
+        if text.strip() and len(text) - len(text.lstrip(" ")) <= col:
+            break
+        end += 1
+    return start, end
+
+
+def _without_comment(line: str) -> str:
+    """The line without its end-of-line comment (names, models and versions hold no ``#``)."""
+    body = line.rstrip("\n")
+    stripped = _COMMENT.sub("", body)
+    if not stripped.strip():  # a comment line of its own: not the variant's value, keep it
+        return line
+    return stripped + ("\n" if line.endswith("\n") else "")
 
 
 def with_fields(

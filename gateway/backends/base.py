@@ -65,6 +65,11 @@ class Backend(ABC):
     def signature(self, variant: Variant) -> ModelSignature:
         """The variant's input/output signature; ``UpstreamError`` when it cannot be read."""
 
+    async def serves(self, variant: Variant) -> bool | None:
+        """Whether this backend serves the variant's model and version now; None when it
+        cannot tell (unreachable, or a kind of backend that cannot be asked)."""
+        return None
+
     @abstractmethod
     async def scrape(self) -> str | None:
         """The backend's Prometheus text, or None when it exposes none."""

@@ -9,8 +9,10 @@ ever called, on the inference port: no management RPC exists on this channel.
 TorchServe 0.12's gRPC frontend answers a worker's error response (our handlers' 400 for bad
 input, 413, 507) as an OK call whose ``prediction`` is TorchServe's JSON error
 ``{"code", "type", "message"}``, and reports a missing model as INTERNAL with a Java exception
-name. Both are turned back into the HTTP status they stand for, so a gRPC client gets the same
-code as through the HTTP upstream (INVALID_ARGUMENT, NOT_FOUND, ...), and no Java detail.
+name. The first is turned back into the HTTP status it stands for, so a gRPC client gets the same
+code as through the HTTP upstream (INVALID_ARGUMENT, ...), and no Java detail; the second is the
+variant's fault (``ModelNotServed``: the config names a model this TorchServe does not serve),
+answered UNAVAILABLE as through the HTTP upstream, never the client's NOT_FOUND.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ _NOT_FOUND = ("ModelNotFoundException", "ModelVersionNotFoundException")
 
 class KeyRejected(Exception):
     """TorchServe refused the inference key (PERMISSION_DENIED)."""
+
+
+class ModelNotServed(Exception):
+    """TorchServe does not serve the model/version asked for (the variant's fault)."""
 
 
 class GrpcPool:
@@ -98,7 +104,7 @@ def _failed(exc: grpc.aio.AioRpcError, model: str, what: str) -> BackendResponse
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         raise BackendTimeout("the model server did not answer in time") from None
     if code == grpc.StatusCode.INTERNAL and any(n in details for n in _NOT_FOUND):
-        return error(404, "ModelNotFoundException", f"Model not found: {model}")
+        raise ModelNotServed from None
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
         return error(413, "RequestTooLarge", "request too large for the model server")
     if code == grpc.StatusCode.INTERNAL:

@@ -27,14 +27,22 @@ from collections.abc import Callable, Mapping
 
 from gateway.backends.archive import read_signature
 from gateway.backends.base import Backend, BackendResponse, ModelSignature, Payload
-from gateway.backends.grpc_upstream import GrpcPool, KeyRejected
+from gateway.backends.grpc_upstream import GrpcPool, KeyRejected, ModelNotServed
 from gateway.backends.http import HttpPool, HttpReply
 from gateway.backends.keys import KeyFileReader
 from gateway.config import BackendConfig, Variant
-from gateway.errors import BackendAuthRejected, BackendUnavailable, UpstreamError
+from gateway.errors import (
+    BackendAuthRejected,
+    BackendUnavailable,
+    UpstreamError,
+    VariantNotServed,
+)
 
 log = logging.getLogger(__name__)
 KEY_REJECTED = b"InvalidKeyException"  # TorchServe answers a bad token with 400 + this type
+# TorchServe's 404 for a model or version it does not serve (never a handler's answer).
+NOT_SERVED = (b'"ModelNotFoundException"', b'"ModelVersionNotFoundException"')
+NOT_SERVED_MESSAGE = "the model server does not serve this variant's model"
 RENEW_TIMEOUT_S = 10.0
 # Called with the backend name and the renewal result: "reread", "renewed" or "failed".
 RenewalHook = Callable[[str, str], None]
@@ -75,6 +83,8 @@ class TorchServeBackend(Backend):
                     timeout_s=timeout_s,
                     what=self._what,
                 )
+            except ModelNotServed:
+                raise VariantNotServed(NOT_SERVED_MESSAGE) from None
             except KeyRejected:
                 # Renew once (as for HTTP); no new key, or a second refusal, ends the call.
                 key = await self._renew_key(key) if attempt == 0 else None
@@ -90,6 +100,8 @@ class TorchServeBackend(Backend):
         url = f"{self.config.inference_url}/predictions/{variant.model}/{variant.version}"
         headers = {"Content-Type": payload.content_type or "application/octet-stream"}
         reply = await self._send("POST", url, headers, payload.body, timeout_s)
+        if not_served(reply.status, reply.body):
+            raise VariantNotServed(NOT_SERVED_MESSAGE)
         return BackendResponse(reply.status, reply.body, reply.content_type or "application/json")
 
     async def ready(self) -> bool:
@@ -98,6 +110,21 @@ class TorchServeBackend(Backend):
         except UpstreamError:
             return False
         return reply.status == 200
+
+    async def serves(self, variant: Variant) -> bool | None:
+        # TorchServe's OPTIONS on a prediction URL describes the model (200) or answers its own
+        # 404 for a model or version it does not serve, without running any inference. It is an
+        # inference-port call, so it works wherever the gateway can predict (management is
+        # unreachable in compose and Kubernetes). A rejected key is "cannot tell": renewing keys
+        # is the request path's job (counted there), not a background probe's.
+        url = f"{self.config.inference_url}/predictions/{variant.model}/{variant.version}"
+        try:
+            reply = await self._attempt("OPTIONS", url, {}, b"", 5.0, key=self.keys.key())
+        except UpstreamError:
+            return None
+        if reply.status == 200:
+            return True
+        return False if not_served(reply.status, reply.body) else None
 
     def signature(self, variant: Variant) -> ModelSignature:
         if self.config.model_store is None:
@@ -221,6 +248,12 @@ class TorchServeBackend(Backend):
     def _count(self, result: str) -> None:
         if self.on_renewal is not None:
             self.on_renewal(self.name, result)
+
+
+def not_served(status: int, body: bytes) -> bool:
+    """TorchServe's own "no such model/version" (404 with its exception type), which says the
+    config names something this backend does not serve, as opposed to a handler's 404."""
+    return status == 404 and any(kind in body[:256] for kind in NOT_SERVED)
 
 
 def _key_rejected(reply: HttpReply) -> bool:

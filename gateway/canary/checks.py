@@ -1,6 +1,10 @@
 """One interval's verdict: ``pass`` (every check passed), ``fail`` (some check failed) or
 ``nodata`` (too few canary requests, or a check without data: never a pass).
 
+An interval in which the canary answered requests but not one of them successfully fails,
+whatever the checks say: a canary that fails fast (a model its backend does not serve, a 4xx
+for every request) can show a 0 error rate over no real answers and an excellent latency.
+
 A check that cannot apply at this step is reported as skipped, not as missing data: with the
 canary at 100% stable serves nothing, so neither the latency ratio to stable nor the divergence
 from stable's answers can be measured there.
@@ -36,21 +40,11 @@ class Subject:
 
 
 async def judge(analysis: Analysis, source: MetricSource, subject: Subject) -> Verdict:
-    need = analysis.min_requests
     source.observe(subject.route)
-    try:
-        n = await source.value("requests", subject.route, subject.canary)
-    except NoData as exc:
-        result = CheckResult(name="requests", value=None, bound=f">= {need}", passed=None)
-        return Verdict("nodata", (result.model_copy(update={"detail": str(exc)}),), str(exc))
-    if n < need:
-        detail = "too few to judge"
-        requests = CheckResult(
-            name="requests", value=n, bound=f">= {need}", passed=None, detail=detail
-        )
-        return Verdict("nodata", (requests,), f"{n:.0f} canary requests, need {need}")
-    requests = CheckResult(name="requests", value=n, bound=f">= {need}", passed=True)
-    results = [requests]
+    gate = await _answered(analysis, source, subject)
+    if isinstance(gate, Verdict):
+        return gate
+    results = list(gate)
     checks = analysis.checks
     if checks.error_rate is not None:
         results.append(
@@ -158,6 +152,37 @@ async def _divergence(
             lower=check.min,
         )
     ]
+
+
+async def _answered(
+    analysis: Analysis, source: MetricSource, subject: Subject
+) -> Verdict | tuple[CheckResult, ...]:
+    """Enough canary requests, some of them answered successfully: the checks that say so,
+    or the verdict (``nodata``, ``fail``) that ends the judgement here."""
+    need = analysis.min_requests
+    try:
+        n = await source.value("requests", subject.route, subject.canary)
+    except NoData as exc:
+        result = CheckResult(name="requests", value=None, bound=f">= {need}", passed=None)
+        return Verdict("nodata", (result.model_copy(update={"detail": str(exc)}),), str(exc))
+    if n < need:
+        detail = "too few to judge"
+        requests = CheckResult(
+            name="requests", value=n, bound=f">= {need}", passed=None, detail=detail
+        )
+        return Verdict("nodata", (requests,), f"{n:.0f} canary requests, need {need}")
+    requests = CheckResult(name="requests", value=n, bound=f">= {need}", passed=True)
+    try:
+        ok = await source.value("successes", subject.route, subject.canary)
+    except NoData as exc:
+        return Verdict("nodata", (requests,), str(exc))
+    if ok <= 0:
+        detail = "the canary answered no request successfully"
+        successes = CheckResult(
+            name="successes", value=ok, bound="> 0", passed=False, detail=detail
+        )
+        return Verdict("fail", (requests, successes), f"{detail} ({n:.0f} requests)")
+    return requests, CheckResult(name="successes", value=ok, bound="> 0", passed=True)
 
 
 def _skipped(name: str, bound: str) -> CheckResult:

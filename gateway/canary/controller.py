@@ -4,8 +4,11 @@ Each ``interval_s`` of an analysing route is judged (``checks.judge``):
 
     pass    advance one step (the canary's weight rises to the next step); after the last
             step, promote: the stable variant takes the canary's model at 100%
-    fail    one more failed check; at ``threshold`` roll back: canary to 0%, phase rolled_back
+    fail    one more failed check; at ``threshold`` roll back: canary to 0%
     nodata  hold; once nothing could be judged for ``deadline_s`` it counts as a failed check
+
+A run ends promoted, rolled back or aborted; the route is then ``idle`` again and the ending is
+kept as its ``last_run`` (``status.py``), as Flagger and Argo Rollouts keep a finished analysis.
 
 Decisions change weights through ``apply_change``, the admin API's own path (validated,
 written atomically, audited with who = ``canary-analysis``). The status (phase, step, failed
@@ -28,7 +31,7 @@ from gateway.canary.checks import Subject, Verdict, judge
 from gateway.canary.collector import CanaryCollector
 from gateway.canary.sources import MetricSource, make_source
 from gateway.canary.spec import Analysis
-from gateway.canary.status import ACTIVE, RouteStatus, StatusStore, now_iso
+from gateway.canary.status import ACTIVE, Outcome, RouteStatus, RunResult, StatusStore, now_iso
 from gateway.config import Route
 from gateway.errors import AnalysisRunning, ConfigReadOnly, GatewayError, ModelNotFound
 from gateway.state import Gateway
@@ -191,6 +194,14 @@ class CanaryController:
         current = self.store.get(name)
         if current.phase in ACTIVE:
             raise AnalysisRunning(f"{name} is {current.phase} already; abort it to start over")
+        canary = route.variant(analysis.canary)
+        _check_startable(name, route, analysis)
+        readiness = self.gw.readiness.get(canary) if canary is not None else None
+        if readiness is not None and not readiness.ready:
+            raise AnalysisRunning(
+                f"cannot start {name}: canary variant {analysis.canary!r} is not ready "
+                f"({readiness.detail})"
+            )
         weight = analysis.weights()[0]
         self._put(
             name,
@@ -202,6 +213,7 @@ class CanaryController:
                 last_decision="start",
                 reason=f"started by {who}",
                 started_at=now_iso(),
+                last_run=current.last_run,
             ),
         )
         try:
@@ -211,6 +223,20 @@ class CanaryController:
             raise
         self._interval_start.pop(name, None)
         return self.store.get(name)
+
+    def file_edited(self, name: str, what: str) -> None:
+        """A hand edit of the route's variants applied during the run (``on_file_edit: pause``):
+        the analysis stops setting weights until an operator resumes it (callers hold
+        ``gw.admin_lock``)."""
+        current = self.store.get(name)
+        if current.phase != "analysing":
+            return
+        reason = (
+            f"paused: {what} changed the variants by hand; `servegate canary resume {name}` "
+            "re-applies the analysis weight, `abort` ends the run"
+        )
+        log.warning("%s: canary analysis %s", name, reason)
+        self._record(name, current, "pause", reason, phase="paused")
 
     def pause(self, name: str, who: str) -> RouteStatus:
         current = self._in_phase(name, ("analysing",), "pause")
@@ -235,26 +261,81 @@ class CanaryController:
     def abort(self, name: str, who: str) -> RouteStatus:
         route, _ = self._analysed(name)
         current = self._in_phase(name, ACTIVE, "abort")
-        self._rollback(name, route, current, who, f"aborted by {who}")
+        self._rollback(name, route, current, who, f"aborted by {who}", outcome="aborted")
         return self.store.get(name)
 
     # --- helpers ---------------------------------------------------------------------------
 
     def _promote(self, name: str, canary: str, who: str, reason: str, **fields: Any) -> None:
-        self._count(name, "promote")
-        status = self.store.get(name)
-        self._record(name, status, "promote", reason, phase="promoted", weight=0, **fields)
         change = Change(route=name, action="canary_promote", who=who, reason=reason)
-        apply_change(self.gw, change, lambda raw, config: with_promotion(raw, name, config, canary))
+        previous = self._finish(name, "promoted", "promote", reason, **fields)
+        try:
+            when = f"on {now_iso()[:10]}"
+            apply_change(
+                self.gw,
+                change,
+                lambda raw, config: with_promotion(raw, name, config, canary, when),
+            )
+        except GatewayError:
+            self._put(name, previous)  # not promoted: the run goes on (or pauses) as it was
+            raise
+        self._count(name, "promote")
         log.info("%s: canary %s promoted (%s)", name, canary, reason)
 
     def _rollback(
-        self, name: str, route: Route, status: RouteStatus, who: str, reason: str, **fields: Any
+        self,
+        name: str,
+        route: Route,
+        status: RouteStatus,
+        who: str,
+        reason: str,
+        *,
+        outcome: Outcome = "rolled_back",
+        **fields: Any,
     ) -> None:
-        self._count(name, "rollback")
-        self._record(name, status, "rollback", reason, phase="rolled_back", weight=0, **fields)
-        self._set_canary_weight(name, route, 0, action="canary_rollback", who=who, reason=reason)
-        log.warning("%s: canary %s rolled back: %s", name, status.canary, reason)
+        decision = "abort" if outcome == "aborted" else "rollback"
+        previous = self._finish(name, outcome, decision, reason, **fields)
+        try:
+            self._set_canary_weight(
+                name, route, 0, action=f"canary_{decision}", who=who, reason=reason
+            )
+        except GatewayError:
+            self._put(name, previous)
+            raise
+        self._count(name, decision)
+        log.warning("%s: canary %s %s: %s", name, status.canary, outcome.replace("_", " "), reason)
+
+    def _finish(
+        self, name: str, outcome: Outcome, decision: str, reason: str, **fields: Any
+    ) -> RouteStatus:
+        """End the run: the route goes back to idle with this ending as its last run. Returns
+        the status before, for a caller whose config change then fails to restore."""
+        status = self.store.get(name)
+        run = {
+            "step": status.step,
+            "weight": status.weight,
+            "failed_checks": status.failed_checks,
+            "last_checks": status.last_checks,
+            **fields,
+        }
+        result = RunResult(
+            outcome=outcome,
+            canary=status.canary,
+            reason=reason,
+            started_at=status.started_at,
+            **run,
+        )
+        self._put(
+            name,
+            RouteStatus(
+                phase="idle",
+                canary=status.canary,
+                last_decision=decision,
+                reason=reason,
+                last_run=result,
+            ),
+        )
+        return status
 
     def _set_canary_weight(
         self, name: str, route: Route, weight: int, *, action: str, who: str, reason: str = ""
@@ -322,3 +403,28 @@ class CanaryController:
 
     def _count(self, name: str, decision: str) -> None:
         self.gw.metrics.canary_decisions.labels(name, decision).inc()
+
+
+def _check_startable(name: str, route: Route, analysis: Analysis) -> None:
+    """A run needs a canary that differs from stable (after a promotion the canary slot serves
+    stable's own model until an operator puts the next one there) and, for a divergence check,
+    the comparing shadow that the promotion removed."""
+    canary = route.variant(analysis.canary)
+    stable = route.stable
+    if canary is not None and (canary.backend, canary.model, canary.version) == (
+        stable.backend,
+        stable.model,
+        stable.version,
+    ):
+        raise AnalysisRunning(
+            f"cannot start {name}: canary {analysis.canary!r} serves the same model as "
+            f"{stable.name!r} ({stable.model}/{stable.version}); put the next model in it first"
+        )
+    shadow = route.shadow
+    if analysis.checks.divergence is not None and (
+        shadow is None or shadow.variant != analysis.canary or shadow.compare is None
+    ):
+        raise AnalysisRunning(
+            f"cannot start {name}: its divergence check needs `shadow: {{variant: "
+            f"{analysis.canary}, percent: ..., compare: ...}}` on the route"
+        )

@@ -3,6 +3,7 @@
 Both answer the same questions about one variant of one route over the current interval:
 
     requests               requests answered (any status)
+    successes              requests answered 2xx or 3xx
     error_rate             5xx and timeouts / requests (client 4xx are not errors)
     p99_ms                 99th percentile latency, from the latency histogram's buckets
     divergence             mean of the shadow comparison measure
@@ -41,6 +42,7 @@ __all__ = [
 
 Question = Literal[
     "requests",
+    "successes",
     "error_rate",
     "p99_ms",
     "divergence",
@@ -94,12 +96,14 @@ class GatewaySource(MetricSource):
             self.observe(route)
         now = self._end[route].get(key, Counts())
         got = now.minus(self._start.get(route, {}).get(key, Counts()))
-        if question == "requests":
-            return got.requests
-        if question == "divergence_samples":
-            return got.div_count
-        if question == "divergence_mismatches":
-            return got.mismatches
+        counted = {
+            "requests": got.requests,
+            "successes": got.successes,
+            "divergence_samples": got.div_count,
+            "divergence_mismatches": got.mismatches,
+        }
+        if question in counted:
+            return counted[question]
         if question == "divergence":
             if got.div_count <= 0:
                 raise NoData("no shadow comparisons in this interval")
@@ -113,8 +117,11 @@ class GatewaySource(MetricSource):
 
 _SELECT = '{route="$route",variant="$variant"}'
 _SELECT_5XX = '{route="$route",variant="$variant",code=~"5.."}'
+_SELECT_OK = '{route="$route",variant="$variant",code=~"[23].."}'
 DEFAULT_QUERIES: dict[Question, str] = {
     "requests": f"sum(increase(servegate_requests_total{_SELECT}[$window]))",
+    # No 2xx/3xx series at all is a real zero: the requests themselves are counted above.
+    "successes": f"sum(increase(servegate_requests_total{_SELECT_OK}[$window])) or vector(0)",
     "error_rate": (
         f"(sum(increase(servegate_requests_total{_SELECT_5XX}[$window])) or vector(0))"
         f" / sum(increase(servegate_requests_total{_SELECT}[$window]))"

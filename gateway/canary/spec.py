@@ -16,6 +16,7 @@ with output divergence as a check of its own::
         error_rate: {max: 0.01}
         latency: {p99_max_ms: 250, p99_max_ratio: 1.5}
         divergence: {min: 0.999}   # the shadow's compare measure (cosine here)
+      on_file_edit: pause          # or refuse: a hand edit of the variants during a run
 
 The models only validate themselves; ``check_route`` validates an analysis against the route
 it belongs to (the canary exists, the steps leave room for the other variants, a divergence
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 if TYPE_CHECKING:
-    from gateway.config import Route
+    from gateway.config import Route, Variant
 
 CompareMeasure = Literal["cosine", "max_abs", "top1"]
 # Which direction is healthy for each measure: similarity must stay high, difference low.
@@ -125,6 +126,10 @@ class Analysis(_Frozen):
     deadline_s: float | None = Field(default=None, gt=0, description="default: 5 intervals")
     metrics: MetricsConfig = MetricsConfig()
     checks: Checks
+    # A hand edit of the route's variants in the config file while the analysis runs: `pause`
+    # applies it and pauses the analysis (`resume` re-applies the analysis' weight); `refuse`
+    # rejects it like the admin API's 409 until the analysis is paused or aborted.
+    on_file_edit: Literal["pause", "refuse"] = "pause"
 
     @model_validator(mode="after")
     def _steps(self) -> Analysis:
@@ -154,6 +159,10 @@ class Analysis(_Frozen):
         return self.deadline_s if self.deadline_s is not None else 5 * self.interval_s
 
 
+def _same_target(a: Variant, b: Variant) -> bool:
+    return (a.backend, a.model, a.version) == (b.backend, b.model, b.version)
+
+
 def check_route(route: Route) -> None:
     """Validate ``route.analysis`` against the route; ``ValueError`` says what to fix."""
     analysis = route.analysis
@@ -179,6 +188,12 @@ def check_route(route: Route) -> None:
     if divergence is None:
         return
     shadow = route.shadow
+    canary = route.variant(analysis.canary)
+    promoted = canary is not None and _same_target(canary, route.stable)
+    if shadow is None and promoted:
+        # After a promotion the canary serves stable's own model and the promotion removed the
+        # shadow (nothing to compare); starting a run needs one again (the controller says so).
+        return
     if shadow is None or shadow.compare is None or shadow.variant != analysis.canary:
         raise ValueError(
             "a divergence check needs `shadow: {variant: <canary>, percent: ..., compare: ...}` "

@@ -43,12 +43,13 @@ class OipService:
     async def ModelReady(
         self, request: pb.ModelReadyRequest, context: Any
     ) -> pb.ModelReadyResponse:
-        table = self.gw.table
         try:
-            _, variant = dataplane.resolve(table, request.name, request.version or None)
+            ready = await dataplane.model_ready(
+                self.gw, self.gw.table, request.name, request.version or None
+            )
         except GatewayError as exc:
             await common.abort(context, exc, common.Metadata(context).request_id())
-        return pb.ModelReadyResponse(ready=await table.backends[variant.backend].ready())
+        return pb.ModelReadyResponse(ready=ready)
 
     async def ModelMetadata(
         self, request: pb.ModelMetadataRequest, context: Any

@@ -75,12 +75,11 @@ async def model_metadata(request: Request, model: str, version: str | None = Non
 @router.get("/models/{model}/ready")
 @router.get("/models/{model}/versions/{version}/ready")
 async def model_ready(request: Request, model: str, version: str | None = None) -> Response:
-    table = gateway_of(request).table
+    gw = gateway_of(request)
     try:
-        _, variant = dataplane.resolve(table, model, version)
+        ok = await dataplane.model_ready(gw, gw.table, model, version)
     except GatewayError as exc:
         return oip_error(exc)
-    ok = await table.backends[variant.backend].ready()
     return JSONResponse({"name": model, "ready": ok}, status_code=200 if ok else 503)
 
 

@@ -2,7 +2,9 @@
 per route, each variant's weight, request rate, error rate and p50/p99 latency over the stats
 window (``window_s``, 10 s), the TorchServe model and version it runs (``NAME_<format>``),
 variants out of rotation (outlier ejection), and the canary analysis: phase, step, failed
-checks, the last checks with their values and bounds, and the reason of the last decision."""
+checks, the last checks with their values and bounds, and the reason of the last decision;
+whether each variant's backend serves its model, and whether the config file on disk is what
+serves (a rejected edit is shown with its reason)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from gateway.admin.api import readiness_json
 from gateway.admin.canary_api import canary_json
 from gateway.rest.common import gateway_of
 
@@ -57,11 +60,13 @@ async def status(request: Request) -> JSONResponse:
                     "p99_ms": snap.p99_ms,
                     "total": snap.total,
                     "ejected_s": ejected.get((name, v.name)),
+                    "ready": readiness_json(gw, route)[v.name],
                 }
             )
         shadow = route.shadow.model_dump() if route.shadow else None
         analysis = canary_json(gw, name) if route.analysis is not None else None
         routes.append({"name": name, "variants": variants, "shadow": shadow, "analysis": analysis})
+    file = gw.file_state().as_json()
     return JSONResponse(
-        {"version": loaded.version, "window_s": gw.stats.window_s, "routes": routes}
+        {"version": loaded.version, "window_s": gw.stats.window_s, "file": file, "routes": routes}
     )

@@ -12,13 +12,14 @@ from typing import Any
 from servegate.commands.gateway_cmd import admin_args, admin_client
 
 log = logging.getLogger("servegate.canary")
+# argparse %-formats help strings: a literal percent sign is written %%.
 ACTIONS = {
     "status": "show the analysis: phase, step, last checks, reason",
     "start": "start an analysis from the first step",
     "pause": "hold the analysis at its step (weights stay)",
     "resume": "continue a paused analysis",
-    "promote": "promote the canary now (stable takes its model at 100%)",
-    "abort": "roll the canary back to 0% now",
+    "promote": "promote the canary now (stable takes its model at 100%%)",
+    "abort": "end the run now, the canary back to 0%% (the route is idle again)",
 }
 
 
@@ -81,16 +82,34 @@ def describe(body: dict[str, Any]) -> str:
         return f"{route}: no canary analysis configured (add `analysis:` to the route)\n"
     weights = ", ".join(f"{k}={v}" for k, v in body["weights"].items())
     lines = [f"{route}: {body['phase']}  ({weights})"]
+    last = body.get("last_run")
     if body["phase"] in ("analysing", "paused"):
         lines.append(
             f"  step {body['step'] + 1}/{len(body['steps'])} of {body['steps']}, "
             f"interval {body['interval_s']:g}s, source {body['source']}"
         )
-    lines.append(f"  failed checks {body['failed_checks']}/{body['threshold']}")
-    if body.get("reason"):
-        lines.append(f"  {body['last_decision']}: {body['reason']}")
-    for check in body.get("last_checks", []):
+        lines.append(f"  failed checks {body['failed_checks']}/{body['threshold']}")
+        if body.get("reason"):
+            lines.append(f"  {body['last_decision']}: {body['reason']}")
+        lines += _checks(body.get("last_checks", []))
+    elif last is not None:
+        # Idle: the finished run is history, shown as such (not as the route's state).
+        lines.append(
+            f"  last run: {last['outcome'].replace('_', ' ')} at {last['finished_at']}, "
+            f"step {last['step'] + 1}/{len(body['steps'])} (canary at {last['weight']}%), "
+            f"failed checks {last['failed_checks']}/{body['threshold']}"
+        )
+        lines.append(f"  {last['reason']}")
+        lines += _checks(last.get("last_checks", []))
+    else:
+        lines.append(f"  no run yet: `servegate canary start {route}` (keep traffic flowing)")
+    return "\n".join(lines) + "\n"
+
+
+def _checks(checks: list[dict[str, Any]]) -> list[str]:
+    lines = []
+    for check in checks:
         value = "n/a" if check["value"] is None else f"{check['value']:.6g}"
         verdict = {True: "pass", False: "FAIL"}.get(check["passed"], check["detail"] or "no data")
         lines.append(f"  - {check['name']}: {value} (want {check['bound']}) {verdict}")
-    return "\n".join(lines) + "\n"
+    return lines

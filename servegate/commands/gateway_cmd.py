@@ -19,12 +19,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 
 from servegate import home
 
 log = logging.getLogger("servegate.gateway")
 ADMIN_URL = "http://127.0.0.1:8001"
+START_TIMEOUT_S = 60.0
 
 
 def register(sub: Any) -> None:
@@ -160,6 +162,7 @@ def start_gateway(args: argparse.Namespace) -> int:
         if value is not None:
             argv += [f"--{flag.replace('_', '-')}", str(value)]
     with log_path.open("ab") as out:
+        offset = out.tell()
         proc = subprocess.Popen(
             argv,
             stdout=out,
@@ -168,13 +171,56 @@ def start_gateway(args: argparse.Namespace) -> int:
             start_new_session=True,
         )
     pid_path.write_text(f"{proc.pid}\n")
-    time.sleep(1.0)
-    if proc.poll() is not None:
-        log.error("the gateway exited at start; see %s", log_path)
+    if not _wait_started(proc, _live_url(args), getattr(args, "start_timeout", START_TIMEOUT_S)):
         pid_path.unlink(missing_ok=True)
+        if proc.poll() is None:  # alive but never answered: do not leave it behind
+            proc.terminate()
+            proc.wait(30)
+            log.error("the gateway did not answer within its start timeout; stopped it")
+        else:
+            log.error("the gateway exited at start (code %s):", proc.returncode)
+        for line in _new_lines(log_path, offset):
+            sys.stderr.write(f"  {line}\n")
+        log.error("full log in %s", log_path)
         return 1
     log.info("gateway started (pid %s), log in %s", proc.pid, log_path)
     return 0
+
+
+def _live_url(args: argparse.Namespace) -> str:
+    """The data plane's liveness URL, resolved like the gateway resolves its own settings."""
+    from gateway.settings import load_settings
+
+    settings = load_settings(host=getattr(args, "host", None), port=getattr(args, "port", None))
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    return f"http://{host}:{settings.port}/v2/health/live"
+
+
+def _wait_started(proc: subprocess.Popen[bytes], url: str, timeout_s: float) -> bool:
+    """Until the gateway answers (True) or exits or the timeout passes (False): "started" is
+    only said of a gateway that serves, never of one that is about to die on its config."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            if httpx.get(url, timeout=1.0, trust_env=False).status_code == 200:
+                return proc.poll() is None  # another process on that port is not ours
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def _new_lines(path: Path, offset: int, keep: int = 20) -> list[str]:
+    """What the gateway wrote to its log during this start (its own error), last lines only."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(offset)
+            text = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    return [line for line in text.splitlines() if line.strip()][-keep:]
 
 
 def stop_gateway(args: argparse.Namespace) -> int:
@@ -232,10 +278,19 @@ def show_routes(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return 1
     lines = [f"config version {body['version']}"]
+    file = body.get("file") or {"serving": True}
+    if not file["serving"]:
+        lines.append(
+            f"  WARNING: the config file on disk (version {file['version']}) is not what "
+            f"serves: {file['error']}"
+        )
     for name, route in body["routes"].items():
-        parts = [
-            f"{v['name']}={v['weight']} ({v['model']}/{v['version']})" for v in route["variants"]
-        ]
+        readiness = body.get("readiness", {}).get(name, {})
+        parts = []
+        for v in route["variants"]:
+            state = readiness.get(v["name"], {})
+            flag = f" NOT READY: {state['detail']}" if state.get("ready") is False else ""
+            parts.append(f"{v['name']}={v['weight']} ({v['model']}/{v['version']}){flag}")
         lines.append(f"  {name}: " + ", ".join(parts))
     sys.stdout.write("\n".join(lines) + "\n")
     return 0

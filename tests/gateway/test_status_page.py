@@ -85,13 +85,17 @@ def test_status_page_shows_the_canary_analysis_and_its_last_checks(
             admin.post("/admin/canary/mlp/start", headers=gw.auth).raise_for_status()
         page.wait_for_selector("section[data-route='mlp'] .analysis[data-phase='analysing']")
         assert "step 1/2 (canary at 25%)" in box.inner_text()
+        # The run ends rolled back: the route is idle again, the rollback shown as its last run.
         page.wait_for_selector(
-            "section[data-route='mlp'] .analysis[data-phase='rolled_back']", timeout=30_000
+            "section[data-route='mlp'] "
+            ".analysis[data-phase='idle'][data-last-outcome='rolled_back']",
+            timeout=30_000,
         )
         text = box.inner_text()
-        assert "canary analysis: rolled back" in text
-        assert "failed checks 1/1" in text
-        assert "no verdict for 1s" in box.locator(".reason").inner_text()
+        assert "canary analysis: idle" in text
+        reason = box.locator(".reason").inner_text()
+        assert "last run: rolled back" in reason and "failed checks 1/1" in reason
+        assert "no verdict for 1s" in reason
         requests = box.locator("tr[data-check='requests'] td")
         assert requests.nth(0).inner_text() == "requests"
         assert requests.nth(2).inner_text() == ">= 20"

@@ -16,22 +16,32 @@ function analysis(a) {
   const box = document.createElement("div");
   box.className = "analysis";
   box.dataset.phase = a.phase;
+  const running = a.phase === "analysing" || a.phase === "paused";
+  // Idle shows the last run as history (muted), never as the route's state.
+  const last = running ? null : a.last_run;
+  if (last) box.dataset.lastOutcome = last.outcome;
   const head = document.createElement("p");
-  const step = a.phase === "analysing" || a.phase === "paused"
-    ? ` · step ${a.step + 1}/${a.steps.length} (${a.canary} at ${a.weight}%)` : "";
-  head.textContent = `canary analysis: ${a.phase.replace("_", " ")}${step}` +
-    ` · failed checks ${a.failed_checks}/${a.threshold} · source ${a.source}` +
+  const step = running
+    ? ` · step ${a.step + 1}/${a.steps.length} (${a.canary} at ${a.weight}%)` +
+      ` · failed checks ${a.failed_checks}/${a.threshold}` : "";
+  head.textContent = `canary analysis: ${a.phase}${step} · source ${a.source}` +
     (a.running_here ? "" : " · runs in another replica");
-  if (a.phase === "rolled_back") head.classList.add("bad");
   box.appendChild(head);
   const reason = document.createElement("p");
   reason.className = "reason muted";
-  reason.textContent = a.reason ? `${a.last_decision}: ${a.reason}` : "";
+  if (running) {
+    reason.textContent = a.reason ? `${a.last_decision}: ${a.reason}` : "";
+  } else if (last) {
+    reason.textContent = `last run: ${last.outcome.replace("_", " ")} at ${last.finished_at}` +
+      ` (step ${last.step + 1}/${a.steps.length}, failed checks ${last.failed_checks}/${a.threshold})` +
+      ` · ${last.reason}`;
+  }
   box.appendChild(reason);
-  if (a.last_checks && a.last_checks.length) {
+  const shown = running ? a.last_checks : (last ? last.last_checks : []);
+  if (shown && shown.length) {
     const checks = document.createElement("table");
     checks.appendChild(row(["check", "value", "bound", "result"], true));
-    for (const c of a.last_checks) {
+    for (const c of shown) {
       const result = c.passed === true ? "pass" : c.passed === false ? "FAIL" : (c.detail || "no data");
       const tr = row([c.name, c.value === null ? "–" : c.value.toPrecision(4), c.bound, result], false);
       tr.dataset.check = c.name;
@@ -48,6 +58,11 @@ function render(status) {
   document.getElementById("updated").textContent = new Date().toLocaleTimeString();
   document.getElementById("window").textContent =
     `req/s, errors and latencies are taken over the last ${status.window_s} s`;
+  // The file on disk is not what serves (a rejected edit): say so above everything else.
+  const file = document.getElementById("file");
+  file.hidden = !status.file || status.file.serving;
+  file.textContent = file.hidden ? "" :
+    `the config file on disk (version ${status.file.version}) is NOT what serves: ${status.file.error}`;
   const root = document.getElementById("routes");
   root.replaceChildren();
   for (const route of status.routes) {
@@ -57,14 +72,16 @@ function render(status) {
     title.textContent = route.name + (route.shadow ? ` (shadow ${route.shadow.percent}% to ${route.shadow.variant})` : "");
     section.appendChild(title);
     const table = document.createElement("table");
-    table.appendChild(row(["variant", "weight %", "req/s", "errors %", "p50 ms", "p99 ms", "total", "rotation", "runs (TorchServe model, version)"], true));
+    table.appendChild(row(["variant", "weight %", "req/s", "errors %", "p50 ms", "p99 ms", "total", "rotation", "runs (TorchServe model, version)", "ready"], true));
     for (const v of route.variants) {
       const rotation = v.ejected_s === null || v.ejected_s === undefined ? "in" : `ejected (${v.ejected_s.toFixed(0)} s left)`;
+      const ready = v.ready.ready === null ? "–" : v.ready.ready ? "yes" : `NOT READY: ${v.ready.detail}`;
       const tr = row([v.name, String(v.weight), fmt(v.rate, 1), fmt(v.error_rate * 100, 1),
                       fmt(v.p50_ms, 1), fmt(v.p99_ms, 1), String(v.total), rotation,
-                      `${v.model} ${v.version}`], false);
+                      `${v.model} ${v.version}`, ready], false);
       tr.dataset.variant = v.name;
-      if (v.error_rate > 0 || rotation !== "in") tr.classList.add("bad");
+      tr.dataset.ready = String(v.ready.ready);
+      if (v.error_rate > 0 || rotation !== "in" || v.ready.ready === false) tr.classList.add("bad");
       table.appendChild(tr);
     }
     section.appendChild(table);

@@ -144,6 +144,19 @@ def wait_phase(
         time.sleep(0.2)
 
 
+def wait_finished(gw: RunningGateway, route: str, timeout_s: float = 90.0) -> dict[str, Any]:
+    """Poll until the run ends: the route is idle again and its ending is the last run (a
+    liveness guard, not a timing assertion). The status with its last run's fields on top
+    (outcome, reason, failed checks, last checks) is returned for the test to judge."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        body = analysis(gw, route)
+        if body["phase"] == "idle" and body.get("last_run"):
+            return {**body, **body["last_run"]}
+        assert time.monotonic() < deadline, f"{route} stayed {body['phase']}: {body}"
+        time.sleep(0.2)
+
+
 def audit_actions(config: Path, route: str) -> list[dict[str, Any]]:
     path = config.with_name(config.name + ".audit.jsonl")
     if not path.is_file():

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from gateway.config import load_config
-from tests.gateway.canary.support import Traffic, act, analysis, audit_actions, wait_phase
+from tests.gateway.canary.support import Traffic, act, analysis, audit_actions, wait_finished
 from tests.gateway.support import fire, run_gateway, variant, wait_for, write_config
 
 pytestmark = pytest.mark.integration
@@ -63,11 +63,11 @@ def test_healthy_canary_is_promoted_through_every_step(
     config = configure(tmp_path, canary_backends, analysed_route("mlp_good", checks, shadow=shadow))
     with run_gateway(config) as gw, Traffic(f"{gw.url}/predictions/mlp") as traffic:
         assert act(gw, "mlp", "start").status_code == 200
-        final = wait_phase(gw, "mlp", ("promoted", "rolled_back"))
+        final = wait_finished(gw, "mlp")
         divergence_count = gw.metric(
             "servegate_canary_divergence_count", route="mlp", variant="canary", measure="cosine"
         )
-    assert final["phase"] == "promoted", final
+    assert final["outcome"] == "promoted", final
     assert final["failed_checks"] == 0
     # The stable variant now serves the canary's model at 100%, written to gateway.yaml.
     assert weights(config) == {"stable": ("mlp_good", 100), "canary": ("mlp_good", 0)}
@@ -93,9 +93,9 @@ def test_erroring_canary_is_rolled_back_and_stable_serves_everyone(
     with run_gateway(config) as gw:
         with Traffic(f"{gw.url}/predictions/mlp"):
             act(gw, "mlp", "start")
-            final = wait_phase(gw, "mlp", ("promoted", "rolled_back"))
+            final = wait_finished(gw, "mlp")
         after = fire(f"{gw.url}/predictions/mlp", 100)
-    assert final["phase"] == "rolled_back", final
+    assert final["outcome"] == "rolled_back", final
     assert final["failed_checks"] == 2
     assert "error_rate" in final["reason"]
     # Rolled back at the first step, after exactly `threshold` failed intervals.
@@ -114,8 +114,8 @@ def test_slow_canary_is_rolled_back_on_latency(
     config = configure(tmp_path, canary_backends, route)
     with run_gateway(config) as gw, Traffic(f"{gw.url}/predictions/mlp", workers=16):
         act(gw, "mlp", "start")
-        final = wait_phase(gw, "mlp", ("promoted", "rolled_back"))
-    assert final["phase"] == "rolled_back", final
+        final = wait_finished(gw, "mlp")
+    assert final["outcome"] == "rolled_back", final
     by_name = {c["name"]: c for c in final["last_checks"]}
     assert by_name["latency_p99_ms"]["passed"] is False
     assert by_name["latency_p99_ms"]["value"] >= 200
@@ -132,8 +132,8 @@ def test_perturbed_canary_is_rolled_back_on_divergence_alone(
     config = configure(tmp_path, canary_backends, route)
     with run_gateway(config) as gw, Traffic(f"{gw.url}/predictions/mlp", rate=60):
         act(gw, "mlp", "start")
-        final = wait_phase(gw, "mlp", ("promoted", "rolled_back"))
-    assert final["phase"] == "rolled_back", final
+        final = wait_finished(gw, "mlp")
+    assert final["outcome"] == "rolled_back", final
     by_name = {c["name"]: c for c in final["last_checks"]}
     assert by_name["error_rate"]["passed"] is True
     assert by_name["latency_p99_ms"]["passed"] is True
@@ -149,9 +149,9 @@ def test_route_without_traffic_is_never_promoted_and_fails_at_the_deadline(
     config = configure(tmp_path, canary_backends, route)
     with run_gateway(config) as gw:
         act(gw, "mlp", "start")
-        final = wait_phase(gw, "mlp", ("promoted", "rolled_back"))
+        final = wait_finished(gw, "mlp")
         decisions = gw.metric("servegate_canary_decisions_total", route="mlp", decision="hold")
-    assert final["phase"] == "rolled_back", final
+    assert final["outcome"] == "rolled_back", final
     assert "no verdict for 1.5s" in final["reason"]  # deadline_s, set explicitly above
     assert decisions >= 2  # it held while waiting before each failure
     assert [e["action"] for e in audit_actions(config, "mlp")] == [
@@ -170,8 +170,8 @@ def test_client_errors_at_the_canary_do_not_roll_it_back(
         bad = Traffic(url, rate=40, body={"inputs": "not a tensor"}, headers={PIN: "canary"})
         with Traffic(url, rate=40), bad:
             act(gw, "mlp", "start")
-            final = wait_phase(gw, "mlp", ("promoted", "rolled_back"))
-    assert final["phase"] == "promoted", final
+            final = wait_finished(gw, "mlp")
+    assert final["outcome"] == "promoted", final
     assert final["failed_checks"] == 0
     assert bad.answers[(400, "canary")] >= 50, bad.answers
     assert all(code == 400 for code, _ in bad.answers), bad.answers
@@ -197,6 +197,28 @@ def test_restart_mid_analysis_resumes_at_the_same_step(
             wait_for(lambda: analysis(gw, "mlp")["step"] != step, "the next step", timeout_s=60)
             after = analysis(gw, "mlp")
     # It went on from there: neither back to the first step nor straight to 100%.
-    assert after["step"] == step + 1 or after["phase"] == "promoted"
+    assert after["step"] == step + 1 or after["last_run"]["outcome"] == "promoted"
     actions = [e["action"] for e in audit_actions(config, "mlp")]
     assert actions.count("canary_start") == 1
+
+
+def test_canary_that_answers_nothing_successfully_is_never_advanced(
+    tmp_path: Path, canary_backends: dict[str, Any]
+) -> None:
+    # Every request the canary gets fails fast as a client error: its error rate reads 0 and
+    # its latency is excellent, yet it answered nothing. No step passes: it is rolled back.
+    route = analysed_route("mlp_good", ERRORS, threshold=1)
+    config = configure(tmp_path, canary_backends, route)
+    with run_gateway(config) as gw:
+        url = f"{gw.url}/predictions/mlp"
+        bad = Traffic(url, rate=40, body={"inputs": "not a tensor"}, headers={PIN: "canary"})
+        with Traffic(url, rate=40, headers={PIN: "stable"}), bad:
+            act(gw, "mlp", "start")
+            final = wait_finished(gw, "mlp")
+    assert final["outcome"] == "rolled_back", final
+    assert "answered no request successfully" in final["reason"]
+    by_name = {c["name"]: c for c in final["last_checks"]}
+    assert by_name["requests"]["passed"] is True
+    assert by_name["successes"]["value"] == 0 and by_name["successes"]["passed"] is False
+    actions = [e["action"] for e in audit_actions(config, "mlp")]
+    assert actions == ["canary_start", "canary_rollback"]

@@ -3,6 +3,7 @@ admin API's refusals while an analysis holds the weights."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -51,25 +52,44 @@ def test_operator_drives_an_analysis_from_the_cli(
         assert again.returncode == 1 and "analysing already" in again.stderr
         assert "mlp: paused" in canary(gw, "pause", "mlp").stdout
         assert "mlp: analysing" in canary(gw, "resume", "mlp").stdout
+        # An abort ends the run: the route is idle again, the abort is its last run (history).
         aborted = canary(gw, "abort", "mlp")
-        assert "mlp: rolled_back  (stable=100, canary=0)" in aborted.stdout
-        assert "aborted by" in aborted.stdout
+        assert "mlp: idle  (stable=100, canary=0)" in aborted.stdout
+        assert "last run: aborted at" in aborted.stdout and "aborted by" in aborted.stdout
+        assert gw.metric("servegate_canary_phase", route="mlp", phase="idle") == 1
         late = canary(gw, "promote", "mlp")
-        assert late.returncode == 1 and "it is rolled_back" in late.stderr
+        assert late.returncode == 1 and "it is idle" in late.stderr
 
-        # A new analysis may start after a rollback; an operator may promote at once.
+        # A new analysis may start after it; an operator may promote at once.
         assert canary(gw, "start", "mlp").returncode == 0
         promoted = canary(gw, "promote", "mlp")
-        assert "mlp: promoted" in promoted.stdout, promoted.stderr
+        assert "mlp: idle  (stable=100, canary=0)" in promoted.stdout, promoted.stderr
+        assert "last run: promoted at" in promoted.stdout
         unknown = canary(gw, "status", "nope")
         assert unknown.returncode == 1 and "route not found: nope" in unknown.stderr
+        decisions = {
+            d: gw.metric("servegate_canary_decisions_total", route="mlp", decision=d)
+            for d in ("abort", "promote", "rollback")
+        }
+    assert decisions == {"abort": 1, "promote": 1, "rollback": 0}  # an abort is no rollback
     stable = load_config(config).config.routes["mlp"].stable
     assert (stable.model, stable.weight) == ("mlp_good", 100)
-    status = canary_metrics_after(config)
-    assert status == "promoted"
+    saved = json.loads(config.with_name("gateway.yaml.canary.json").read_text())["mlp"]
+    assert saved["phase"] == "idle" and saved["last_run"]["outcome"] == "promoted"
+    # It stays idle across a restart: a finished run never comes back as the current phase.
+    with run_gateway(config) as gw:
+        assert "mlp: idle" in canary(gw, "status", "mlp").stdout
 
 
-def canary_metrics_after(config: Path) -> str:
-    import json
-
-    return str(json.loads(config.with_name("gateway.yaml.canary.json").read_text())["mlp"]["phase"])
+def test_a_status_file_from_before_the_lifecycle_loads_idle(
+    tmp_path: Path, canary_backends: dict[str, Any]
+) -> None:
+    route = analysed_route("mlp_good", ERRORS, interval_s=600.0)
+    config = write_config(tmp_path / "gateway.yaml", canary_backends, {"mlp": route})
+    old = {"phase": "rolled_back", "canary": "canary", "step": 1, "weight": 50, "reason": "x"}
+    config.with_name("gateway.yaml.canary.json").write_text(json.dumps({"mlp": old}))
+    with run_gateway(config) as gw:
+        shown = canary(gw, "status", "mlp").stdout
+        assert gw.metric("servegate_canary_phase", route="mlp", phase="idle") == 1
+        assert canary(gw, "start", "mlp").returncode == 0
+    assert "mlp: idle" in shown and "last run: rolled back" in shown

@@ -12,7 +12,7 @@ import pytest
 from gateway.canary.sources import NoData, PromSource
 from gateway.canary.spec import PrometheusSource
 from tests.conftest import free_ports
-from tests.gateway.canary.support import Traffic, act, audit_actions, prometheus, wait_phase
+from tests.gateway.canary.support import Traffic, act, audit_actions, prometheus, wait_finished
 from tests.gateway.canary.test_analysis import ERRORS, analysed_route
 from tests.gateway.support import run_gateway, write_config
 
@@ -41,12 +41,12 @@ def test_prometheus_source_drives_a_promotion_and_a_rollback(
             ):
                 act(gw, "good", "start")
                 act(gw, "bad", "start")
-                good = wait_phase(gw, "good", ("promoted", "rolled_back"))
-                bad = wait_phase(gw, "bad", ("promoted", "rolled_back"))
+                good = wait_finished(gw, "good")
+                bad = wait_finished(gw, "bad")
             nothing = _query(prom_url, "error_rate", "no_such_route")
-    assert good["phase"] == "promoted", good
+    assert good["outcome"] == "promoted", good
     assert good["source"] == "prometheus"
-    assert bad["phase"] == "rolled_back", bad
+    assert bad["outcome"] == "rolled_back", bad
     assert "error_rate" in bad["reason"]
     assert [e["action"] for e in audit_actions(config, "bad")] == [
         "canary_start",

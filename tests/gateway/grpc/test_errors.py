@@ -206,7 +206,13 @@ def test_client_cancellation_reaches_the_upstream_call(tmp_path: Path, upstream:
         channel(gw.grpc_address) as ch,
     ):
         future = torchserve_stub(ch).Predictions.future(predictions("mlp"))
-        wait_for(lambda: hole.accepted >= 1, "the upstream call to start")
+        # The gateway's own in-flight count, not the hole's connections: the gateway's readiness
+        # probes connect to the hole too.
+        in_flight = {"route": "mlp", "variant": "only"}
+        wait_for(
+            lambda: gw.metric("servegate_in_flight_requests", **in_flight) == 1,
+            "the upstream call to start",
+        )
         assert future.cancel()
         if upstream == "http":
             wait_for(lambda: hole.closed == hole.accepted, "the upstream call to be dropped")
