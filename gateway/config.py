@@ -42,6 +42,16 @@ class BackendConfig(Frozen):
     key_file: Path | None = Field(default=None, description="TorchServe's key_file.json")
     model_store: Path | None = None
 
+    def anchored(self, base: Path) -> BackendConfig:
+        """Relative paths are relative to the config file's folder (as in docker-compose), so a
+        config reads the same whatever directory the gateway was started from."""
+        update = {
+            key: base / path
+            for key in ("key_file", "model_store")
+            if (path := getattr(self, key)) is not None and not path.is_absolute()
+        }
+        return self.model_copy(update=update) if update else self
+
 
 class StickyKey(Frozen):
     """Where the sticky key comes from: exactly one of a header or a cookie."""
@@ -115,6 +125,12 @@ class GatewayConfig(Frozen):
     backends: dict[Name, BackendConfig] = Field(min_length=1)
     routes: dict[Name, Route]
 
+    def anchored(self, config_file: Path) -> GatewayConfig:
+        """This config with its backends' relative paths taken from ``config_file``'s folder."""
+        base = config_file.resolve().parent
+        backends = {name: b.anchored(base) for name, b in self.backends.items()}
+        return self.model_copy(update={"backends": backends})
+
     @model_validator(mode="after")
     def _backends_exist(self) -> GatewayConfig:
         for route_name, route in self.routes.items():
@@ -167,7 +183,7 @@ def load_config(path: Path) -> LoadedConfig:
         raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
-    return LoadedConfig(parse_config(raw, str(path)), version_of(raw), path)
+    return LoadedConfig(parse_config(raw, str(path)).anchored(path), version_of(raw), path)
 
 
 def _one_line(text: str) -> str:

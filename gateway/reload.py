@@ -67,7 +67,7 @@ class ConfigWatcher:
             return
         self._seen = version
         try:
-            config = parse_config(raw, str(self.path))
+            config = parse_config(raw, str(self.path)).anchored(self.path)
         except ConfigError as exc:
             self.sink.reject(version, exc.message)
             return

@@ -57,7 +57,8 @@ def apply_change(gw: Gateway, change: Change, edit: Edit) -> LoadedConfig:
     old_route = old_config.routes.get(change.route)
     if old_route is None:
         raise ModelNotFound(f"route not found: {change.route}")
-    new_raw, config = edit(raw, old_config)
+    new_raw, edited = edit(raw, old_config)
+    config = edited.anchored(path)
     gw.readiness.check(config, old_config)
     try:
         atomic_write(path, new_raw)

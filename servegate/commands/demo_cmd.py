@@ -169,8 +169,14 @@ def _start_torchserve(args: argparse.Namespace) -> int:
 
 def _start_gateway(args: argparse.Namespace) -> int:
     if not args.config.exists():
+        # Paths relative to the config's folder (the gateway anchors them there): the file
+        # stays true if the checkout moves.
+        here = args.config.resolve().parent
         args.config.write_text(
-            DEMO_CONFIG.format(workdir=args.workdir.resolve(), store=args.store.resolve())
+            DEMO_CONFIG.format(
+                workdir=os.path.relpath(args.workdir.resolve(), here),
+                store=os.path.relpath(args.store.resolve(), here),
+            )
         )
         log.info("wrote %s (minilm: stable 90 / canary 10)", args.config)
     token_file = home.project_dir() / home.STATE / "admin_token"

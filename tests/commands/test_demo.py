@@ -52,7 +52,11 @@ def test_demo_serves_minilm_behind_the_gateway(model_store: Path, tmp_path: Path
 
         token = tmp_path / ".servegate" / "admin_token"
         assert stat.S_IMODE(token.stat().st_mode) == 0o600
-        assert "weight: 90" in (tmp_path / "gateway.yaml").read_text()
+        config = (tmp_path / "gateway.yaml").read_text()
+        assert "weight: 90" in config
+        # Relative paths (anchored at the config's folder): the file survives a moved checkout.
+        assert str(tmp_path) not in config
+        assert "key_file: .servegate/torchserve/key_file.json" in config
         # The stack keeps running after the command returns.
         resp = httpx.post("http://127.0.0.1:8000/predictions/minilm", json={"inputs": ["hi"]})
         assert resp.status_code == 200

@@ -110,3 +110,17 @@ def test_gateway_refuses_to_start_on_a_bad_file(tmp_path: Path) -> None:
     path.write_bytes(mutated("routes.m.variants.1.weight", 20))
     with pytest.raises(ConfigError, match=r"routes\.m.*sum to 110"):
         GatewayServer(load_settings(config=path))
+
+
+def test_relative_paths_are_anchored_at_the_config_files_folder(tmp_path: Path) -> None:
+    config = copy.deepcopy(GOOD)
+    next(iter(config["backends"].values()))["key_file"] = "ts/key_file.json"
+    raw = yaml.safe_dump(config).encode()
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "gateway.yaml").write_bytes(raw)
+    (elsewhere := tmp_path / "elsewhere").mkdir()
+    backend = next(iter(load_config(folder / "gateway.yaml").config.backends.values()))
+    assert backend.key_file == folder.resolve() / "ts" / "key_file.json"
+    absolute = backend.anchored(elsewhere)
+    assert absolute.key_file == backend.key_file  # an absolute path is left as it is
