@@ -53,7 +53,9 @@ def test_routes_from_a_subdirectory_and_from_elsewhere_with_servegate_home(
     with run_gateway(root / "gateway.yaml") as gw:
         below = servegate("routes", "--admin-url", gw.admin_url, cwd=deep)
         assert below.returncode == 0, below.stderr
-        assert "minilm: stable=90 (m_torchscript/1.0), canary=10 (m_onnx/1.0)" in below.stdout
+        # The backend is a dead port: both variants are listed, marked not ready (issue 13).
+        assert "minilm: stable=90 (m_torchscript/1.0) NOT READY" in below.stdout
+        assert "canary=10 (m_onnx/1.0) NOT READY" in below.stdout
         away = servegate(
             "routes", "--admin-url", gw.admin_url, cwd=elsewhere, SERVEGATE_HOME=str(root)
         )
