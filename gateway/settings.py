@@ -26,6 +26,9 @@ class GatewaySettings(BaseSettings):
     admin_token_file: Path | None = None
     audit_log: Path | None = Field(default=None, description="default: <config>.audit.jsonl")
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
+    # JSON bodies (gateway/rest/bodies.py): nesting levels and digits in one number.
+    max_json_depth: int = Field(default=32, ge=1, le=512)
+    max_json_digits: int = Field(default=100, ge=1, le=4000)
     reload_interval_s: float = Field(default=0.5, gt=0)
     scrape_interval_s: float = Field(default=5.0, gt=0)
     access_log: bool = False

@@ -1,12 +1,14 @@
 """TorchServe-compatible inference API: ``POST /predictions/{model}[/{version}]``, ``GET /ping``.
 
 Bodies go to TorchServe unchanged and its answer comes back unchanged (status, body, content
-type), so an existing TorchServe client works by changing only its URL. Errors the gateway
-raises use TorchServe's JSON error shape ``{"code", "type", "message"}``.
+type), so an existing TorchServe client works by changing only its URL. Before that, the body
+must have a Content-Type the gateway takes and, when it is JSON, pass its limits
+(``gateway.bodies``); anything else is the client's 400/415 and never reaches a batch.
+Errors the gateway raises use TorchServe's JSON error shape ``{"code", "type", "message"}``.
 
 ``/predictions`` is the hot path, so it is a bare ASGI handler (``PredictionsAPI``) in front of
 the FastAPI app rather than a FastAPI route: no route table, dependency solving, middleware
-stack or Request/Response objects per call, and the body is forwarded as bytes, never parsed.
+stack or Request/Response objects per call, and the body is forwarded as the bytes received.
 ``make bench-gateway`` measured those layers at about a third of the gateway's CPU per request.
 Every other path (``/ping``, OIP v2, unknown paths) falls through to the FastAPI app. As in
 TorchServe, trailing slashes are ignored (``/predictions/mlp/`` is ``/predictions/mlp``).
@@ -24,7 +26,7 @@ from starlette.requests import ClientDisconnect, Request, cookie_parser
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway import dataplane
+from gateway import bodies, dataplane
 from gateway.backends import Payload
 from gateway.errors import GatewayError
 from gateway.rest.common import REQUEST_ID, gateway_of, read_asgi_body, sane_request_id
@@ -69,7 +71,9 @@ class PredictionsAPI:
         model, version = parts[0], parts[1] if len(parts) == 2 else None
         try:
             route = dataplane.lookup(table, model)
+            kind = bodies.predictions_kind(headers.get("content-type"))
             body = await read_asgi_body(receive, headers, gw.settings.max_body_bytes)
+            bodies.check_predictions_body(body, kind, bodies.JsonLimits.of(gw.settings))
             cookies = {}
             if route.sticky is not None and route.sticky.cookie is not None:
                 cookies = cookie_parser(headers.get("cookie", ""))
