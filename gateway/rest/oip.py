@@ -29,11 +29,10 @@ SERVER = {"name": "servegate", "version": "0.1.0", "extensions": []}
 
 
 def oip_error(exc: GatewayError, rid: str | None = None) -> JSONResponse:
-    return JSONResponse(
-        {"error": exc.message},
-        status_code=exc.status,
-        headers=headers(rid, exc.variant) if rid else None,
-    )
+    extra = headers(rid, exc.variant) if rid else {}
+    if exc.status == 408:
+        extra["Connection"] = "close"  # the rest of a late body is not worth waiting for
+    return JSONResponse({"error": exc.message}, status_code=exc.status, headers=extra)
 
 
 @router.get("")
@@ -94,7 +93,7 @@ async def infer(request: Request, model: str, version: str | None = None) -> Res
     try:
         dataplane.lookup(table, model)
         bodies.require_oip_json(request.headers.get("content-type"))
-        body = await read_body(request, gw.settings.max_body_bytes)
+        body = await read_body(request, gw.settings.max_body_bytes, gw.settings.body_timeout_s)
         obj = bodies.parse_json(body, bodies.JsonLimits.of(gw.settings))
         request_id_in_body = _check_infer_body(obj)
         dataplane.check_input_names(table, model, version, [t["name"] for t in obj["inputs"]])

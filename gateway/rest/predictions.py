@@ -72,7 +72,9 @@ class PredictionsAPI:
         try:
             route = dataplane.lookup(table, model)
             kind = bodies.predictions_kind(headers.get("content-type"))
-            body = await read_asgi_body(receive, headers, gw.settings.max_body_bytes)
+            body = await read_asgi_body(
+                receive, headers, gw.settings.max_body_bytes, gw.settings.body_timeout_s
+            )
             bodies.check_predictions_body(body, kind, bodies.JsonLimits.of(gw.settings))
             cookies = {}
             if route.sticky is not None and route.sticky.cookie is not None:
@@ -104,7 +106,14 @@ class PredictionsAPI:
 
 async def _send_error(send: Send, exc: GatewayError, rid: str) -> None:
     body = {"code": exc.status, "type": exc.kind, "message": exc.message}
-    await _send(send, exc.status, json.dumps(body).encode(), rid=rid, variant=exc.variant)
+    await _send(
+        send,
+        exc.status,
+        json.dumps(body).encode(),
+        rid=rid,
+        variant=exc.variant,
+        close=exc.status == 408,  # the rest of a late body is not worth waiting for
+    )
 
 
 async def _send(
@@ -115,6 +124,7 @@ async def _send(
     content_type: str = "application/json",
     rid: str,
     variant: str | None = None,
+    close: bool = False,
 ) -> None:
     raw = [
         (b"content-type", content_type.encode("latin-1")),
@@ -123,6 +133,8 @@ async def _send(
     ]
     if variant:
         raw.append((_VARIANT, variant.encode()))
+    if close:
+        raw.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
 
