@@ -125,8 +125,14 @@ def resolve(table: Table, model: str, version: str | None) -> tuple[Route, Varia
 
 def check_input_names(table: Table, model: str, version: str | None, names: list[str]) -> None:
     """400 naming the expected inputs when an OIP request's input names are not the model's
-    (as its metadata gives them: the baseline variant's, or the pinned version's)."""
+    (as its metadata gives them: the baseline variant's, or the pinned version's). Without
+    metadata (no model store configured, archive unreadable) the worker's own checks stand:
+    the gateway's missing knowledge must not refuse the client."""
     _, variant = resolve(table, model, version)
-    expected = [t.name for t in table.backends[variant.backend].signature(variant).inputs]
+    try:
+        signature = table.backends[variant.backend].signature(variant)
+    except UpstreamError:
+        return
+    expected = [t.name for t in signature.inputs]
     if sorted(names) != sorted(expected):
         raise BadRequest(f"{model} takes the input(s) {expected}, got {names}")

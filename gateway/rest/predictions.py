@@ -64,7 +64,7 @@ class PredictionsAPI:
                 "type": "MethodNotAllowedException",
                 "message": "Method not allowed",
             }
-            await _send(send, 405, json.dumps(refusal).encode(), rid=rid)
+            await _send(send, 405, json.dumps(refusal).encode(), rid=rid, allow="POST")
             return
         gw = self.gw
         table = gw.table  # the whole request runs on the table it started with
@@ -125,6 +125,7 @@ async def _send(
     rid: str,
     variant: str | None = None,
     close: bool = False,
+    allow: str | None = None,
 ) -> None:
     raw = [
         (b"content-type", content_type.encode("latin-1")),
@@ -135,6 +136,8 @@ async def _send(
         raw.append((_VARIANT, variant.encode()))
     if close:
         raw.append((b"connection", b"close"))
+    if allow:
+        raw.append((b"allow", allow.encode()))
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
 
