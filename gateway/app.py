@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match
 from starlette.types import ASGIApp
 
 from gateway.admin import api as admin_api
@@ -32,6 +33,23 @@ def _bare_app(gw: Gateway) -> FastAPI:
     return app
 
 
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allow(request: Request, status: int) -> dict[str, str] | None:
+    """RFC 9110's ``Allow`` for a 405: the methods some route of this path takes, asked of the
+    routes themselves (Starlette's own 405 names only the first route that matched the path)."""
+    if status != 405:
+        return None
+    routes = request.app.router.routes
+    methods = [
+        method
+        for method in METHODS
+        if any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes)
+    ]
+    return {"Allow": ", ".join(methods)} if methods else None
+
+
 def create_data_app(gw: Gateway) -> ASGIApp:
     """``/predictions`` on bare ASGI (the hot path), everything else on FastAPI."""
     app = _bare_app(gw)
@@ -44,10 +62,12 @@ def create_data_app(gw: Gateway) -> ASGIApp:
         if status == 500:
             log.exception("unhandled error on %s", request.url.path, exc_info=exc)
         if request.url.path.startswith("/v2"):
-            return JSONResponse({"error": message}, status_code=status)
+            return JSONResponse(
+                {"error": message}, status_code=status, headers=allow(request, status)
+            )
         kind = {404: "ResourceNotFoundException", 405: "MethodNotAllowedException"}
         body = {"code": status, "type": kind.get(status, "InternalServerError"), "message": message}
-        return JSONResponse(body, status_code=status)
+        return JSONResponse(body, status_code=status, headers=allow(request, status))
 
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(Exception, http_error)
@@ -75,9 +95,8 @@ def create_admin_app(gw: Gateway, token: str | None) -> FastAPI:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
-        return JSONResponse(
-            {"error": "not found" if status == 404 else "request refused"}, status_code=status
-        )
+        message = {404: "not found", 405: "method not allowed"}.get(status, "request refused")
+        return JSONResponse({"error": message}, status_code=status, headers=allow(request, status))
 
     app.add_exception_handler(GatewayError, gateway_error)
     app.add_exception_handler(HTTPException, http_error)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from gateway.backends import BackendResponse, Payload
 from gateway.config import Route, Variant
-from gateway.errors import GatewayError, ModelNotFound, UpstreamError
+from gateway.errors import BadRequest, GatewayError, ModelNotFound, UpstreamError
 from gateway.metrics import NO_VARIANT, UNKNOWN_ROUTE, ProtocolName
 from gateway.routing import RequestFacts, choose
 from gateway.state import Gateway, Table
@@ -131,3 +131,18 @@ def resolve(table: Table, model: str, version: str | None) -> tuple[Route, Varia
     if variant is None:
         raise ModelNotFound(f"Model version not found: {model}/{version}")
     return route, variant
+
+
+def check_input_names(table: Table, model: str, version: str | None, names: list[str]) -> None:
+    """400 naming the expected inputs when an OIP request's input names are not the model's
+    (as its metadata gives them: the baseline variant's, or the pinned version's). Without
+    metadata (no model store configured, archive unreadable) the worker's own checks stand:
+    the gateway's missing knowledge must not refuse the client."""
+    _, variant = resolve(table, model, version)
+    try:
+        signature = table.backends[variant.backend].signature(variant)
+    except UpstreamError:
+        return
+    expected = [t.name for t in signature.inputs]
+    if sorted(names) != sorted(expected):
+        raise BadRequest(f"{model} takes the input(s) {expected}, got {names}")

@@ -7,7 +7,9 @@ GatewayError                     500, base of everything below
 ├── ClientError                  the client's request is at fault
 │   ├── BadRequest               malformed body or header (400)
 │   ├── ModelNotFound            unknown route, version or pinned variant (404)
-│   └── PayloadTooLarge          body over the configured limit (413)
+│   ├── RequestTimeout           the body did not arrive in time (408)
+│   ├── PayloadTooLarge          body over the configured limit (413)
+│   └── UnsupportedMediaType     a Content-Type the protocol does not take (415)
 ├── UpstreamError                the backend failed; ``kind`` labels the metric
 │   ├── BackendUnavailable       connection refused / reset, or no usable answer (503)
 │   ├── BackendAuthRejected      TorchServe refused the gateway's own key (503)
@@ -54,9 +56,19 @@ class ModelNotFound(ClientError):
     kind = "ModelNotFoundException"
 
 
+class RequestTimeout(ClientError):
+    status = 408
+    kind = "RequestTimeout"
+
+
 class PayloadTooLarge(ClientError):
     status = 413
     kind = "RequestTooLarge"
+
+
+class UnsupportedMediaType(ClientError):
+    status = 415
+    kind = "UnsupportedMediaType"
 
 
 class UpstreamError(GatewayError):

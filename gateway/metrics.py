@@ -146,6 +146,13 @@ class GatewayMetrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self.http_refusals = Counter(
+            "servegate_http_refusals",
+            "Connections refused before a request reached the app (header_timeout, "
+            "headers_too_large, connection_limit)",
+            ["reason"],
+            registry=r,
+        )
         self.shadow_requests = Counter(
             "servegate_shadow_requests", "Requests copied to a shadow variant", RV, registry=r
         )

@@ -22,6 +22,7 @@ from gateway.canary.controller import CanaryController
 from gateway.canary.status import StatusStore
 from gateway.config import LoadedConfig, load_config
 from gateway.grpc.server import GrpcServer
+from gateway.listener import ListenerLimits, guarded_protocol
 from gateway.settings import GatewaySettings
 from gateway.state import Gateway
 from gateway.workers import (
@@ -83,10 +84,14 @@ class GatewayServer:
             canary = CanaryController(gw, status, enabled=s.canary_analysis)
             gw.canary = canary
         data_socket = shared_socket(s.host, s.port, first=primary) if shared else None
-        self._servers = [self._uvicorn(create_data_app(gw), s.host, s.port)]
+        limits = ListenerLimits(
+            s.header_timeout_s, s.max_header_count, s.max_header_bytes, s.max_connections
+        )
+        protocol = guarded_protocol(limits, gw.metrics.http_refusals)
+        self._servers = [self._uvicorn(create_data_app(gw), s.host, s.port, protocol)]
         if primary:
             admin = create_admin_app(gw, s.token())
-            self._servers.append(self._uvicorn(admin, s.admin_host, s.admin_port))
+            self._servers.append(self._uvicorn(admin, s.admin_host, s.admin_port, protocol))
         await gw.start()
         tasks: list[asyncio.Task[None]] = []
         if canary is not None and s.canary_analysis:
@@ -138,13 +143,15 @@ class GatewayServer:
         if gw is not None:
             await gw.aclose()
 
-    def _uvicorn(self, app: ASGIApp, host: str, port: int) -> uvicorn.Server:
+    def _uvicorn(
+        self, app: ASGIApp, host: str, port: int, protocol: type[asyncio.Protocol]
+    ) -> uvicorn.Server:
         return _Server(
             uvicorn.Config(
                 app,
                 host=host,
                 port=port,
-                http="httptools",
+                http=protocol,
                 lifespan="off",
                 log_config=None,
                 access_log=self.settings.access_log,

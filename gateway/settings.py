@@ -26,6 +26,15 @@ class GatewaySettings(BaseSettings):
     admin_token_file: Path | None = None
     audit_log: Path | None = Field(default=None, description="default: <config>.audit.jsonl")
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1)
+    # JSON bodies (gateway/rest/bodies.py): nesting levels and digits in one number.
+    max_json_depth: int = Field(default=32, ge=1, le=512)
+    max_json_digits: int = Field(default=100, ge=1, le=4000)
+    # Slow and abusive clients (gateway/listener.py): per listener, as an edge proxy has them.
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    body_timeout_s: float = Field(default=30.0, gt=0, description="the whole body, once begun")
+    max_header_count: int = Field(default=100, ge=1)
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024)
+    max_connections: int = Field(default=1024, ge=1)
     reload_interval_s: float = Field(default=0.5, gt=0)
     scrape_interval_s: float = Field(default=5.0, gt=0)
     access_log: bool = False

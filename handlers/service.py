@@ -2,6 +2,8 @@
 
 Every request of a TorchServe batch is decoded on its own; a malformed one (an empty body
 included) gets its own 400 (per-index status) and the rest run together as one forward pass.
+Whatever decoding one request raises is that request's 400: left to TorchServe, any exception
+fails the whole batch with 503.
 """
 
 from __future__ import annotations
@@ -115,6 +117,11 @@ class ModelService:
                 # The detail goes in the body only: the status line must stay a fixed phrase.
                 ctx.set_response_status(exc.status, "Bad Request", idx)
                 prepared.answers[idx] = _error_body(exc, oip.is_oip(body))
+            except Exception as exc:  # hostile input may raise anything, from any depth
+                log.warning("request %d of a batch could not be decoded", idx, exc_info=True)
+                refused = BadRequest(f"the request could not be decoded ({type(exc).__name__})")
+                ctx.set_response_status(refused.status, "Bad Request", idx)
+                prepared.answers[idx] = _error_body(refused, oip.is_oip(body))
         return prepared
 
     def inference(self, prepared: Prepared) -> torch.Tensor:

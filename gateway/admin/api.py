@@ -131,10 +131,20 @@ def _weights_body(body: bytes) -> dict[str, int]:
         obj = json.loads(body)
     except ValueError:
         raise BadRequest('body must be JSON: {"weights": {"<variant>": <int>, ...}}') from None
+    if isinstance(obj, dict):
+        refuse_unknown_fields(obj, {"weights"})
     weights = obj.get("weights") if isinstance(obj, dict) else None
     if not isinstance(weights, dict) or not all(isinstance(k, str) for k in weights):
         raise BadRequest('body must be {"weights": {"<variant>": <int>, ...}}')
     return weights  # values are validated with the whole config (integers 0-100, sum 100)
+
+
+def refuse_unknown_fields(obj: dict[str, Any], known: set[str]) -> None:
+    """A field the API does not know is refused, never ignored: a typo must not look applied."""
+    unknown = sorted(set(obj) - known)
+    if unknown:
+        takes = f"this body takes only {sorted(known)}" if known else "this action takes no body"
+        raise BadRequest(f"unknown field(s) {unknown}: {takes}")
 
 
 def _versioned(body: dict[str, Any], version: str) -> JSONResponse:

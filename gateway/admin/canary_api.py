@@ -4,16 +4,23 @@ admin call, audited with the caller as ``who``."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter, Depends
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from gateway.admin.api import actor, admin_error, require_token
+from gateway.admin.api import (
+    MAX_ADMIN_BODY,
+    actor,
+    admin_error,
+    refuse_unknown_fields,
+    require_token,
+)
 from gateway.canary.controller import CanaryController
-from gateway.errors import AnalysisRunning, GatewayError, ModelNotFound
-from gateway.rest.common import gateway_of
+from gateway.errors import AnalysisRunning, BadRequest, GatewayError, ModelNotFound
+from gateway.rest.common import gateway_of, read_body
 from gateway.state import Gateway
 
 router = APIRouter(prefix="/admin/canary", dependencies=[Depends(require_token)])
@@ -65,6 +72,7 @@ async def act(request: Request, route: str, action: str) -> JSONResponse:
     try:
         if action not in ACTIONS:
             raise ModelNotFound(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
+        _no_fields(await read_body(request, MAX_ADMIN_BODY))
         if not isinstance(controller, CanaryController):
             raise AnalysisRunning("canary analysis is not available in this gateway")
         async with gw.admin_lock:
@@ -72,3 +80,16 @@ async def act(request: Request, route: str, action: str) -> JSONResponse:
     except GatewayError as exc:
         return admin_error(exc)
     return JSONResponse(canary_json(gw, route))
+
+
+def _no_fields(body: bytes) -> None:
+    """An action takes no body; an empty one or ``{}`` is accepted, anything else refused."""
+    if not body.strip():
+        return
+    try:
+        obj = json.loads(body)
+    except ValueError:
+        raise BadRequest("this action takes no body") from None
+    if not isinstance(obj, dict):
+        raise BadRequest("this action takes no body")
+    refuse_unknown_fields(obj, set())

@@ -78,6 +78,8 @@ class OipService:
         model = request.model_name
         try:
             dataplane.lookup(table, model)
+            names = [t.name for t in request.inputs]
+            dataplane.check_input_names(table, model, request.model_version or None, names)
             body = json.dumps(tensors.request_json(request), separators=(",", ":")).encode()
             facts = common.facts(table, md, model, request.model_version)
             out = await dataplane.infer(

@@ -22,7 +22,7 @@ from typing import Any
 
 from google.rpc import status_pb2
 
-from gateway import dataplane
+from gateway import bodies, dataplane
 from gateway.backends import Payload
 from gateway.dataplane import Outcome
 from gateway.errors import BadRequest, GatewayError
@@ -93,6 +93,9 @@ class TorchServeService:
         try:
             dataplane.lookup(table, model)
             payload = payload_of(request.input)
+            limits = bodies.JsonLimits.of(gw.settings)
+            for value in request.input.values():
+                bodies.check_predictions_body(bytes(value), "raw", limits)
             if facts is None:
                 facts = common.facts(table, md, model, request.model_version)
             out = await dataplane.infer(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import Mapping
@@ -9,7 +10,7 @@ from collections.abc import Mapping
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive
 
-from gateway.errors import BadRequest, PayloadTooLarge
+from gateway.errors import BadRequest, PayloadTooLarge, RequestTimeout
 from gateway.routing import RequestFacts, facts_from
 from gateway.state import Gateway, Table
 
@@ -27,20 +28,31 @@ def sane_request_id(sent: str | None) -> str:
     return sent if sent and _CLIENT_ID.match(sent) else uuid.uuid4().hex
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    return await read_asgi_body(request.receive, request.headers, limit)
+async def read_body(request: Request, limit: int, timeout_s: float = 30.0) -> bytes:
+    return await read_asgi_body(request.receive, request.headers, limit, timeout_s)
 
 
-async def read_asgi_body(receive: Receive, headers: Mapping[str, str], limit: int) -> bytes:
+async def read_asgi_body(
+    receive: Receive, headers: Mapping[str, str], limit: int, timeout_s: float = 30.0
+) -> bytes:
     """The body, refused with 413 as soon as it is known to exceed ``limit``: up front from
-    Content-Length, else while streaming, without reading the rest. ``ClientDisconnect`` when
-    the client goes away first."""
+    Content-Length, else while streaming, without reading the rest; 408 when all of it has
+    not arrived within ``timeout_s`` (a client trickling its body holds a connection and a
+    task). ``ClientDisconnect`` when the client goes away first."""
     declared = headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
             raise BadRequest("invalid Content-Length")
         if int(declared) > limit:
             raise PayloadTooLarge(f"request body is over the {limit}-byte limit")
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await _read_chunks(receive, limit)
+    except TimeoutError:
+        raise RequestTimeout(f"the request body did not arrive within {timeout_s:g} s") from None
+
+
+async def _read_chunks(receive: Receive, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:

@@ -1,10 +1,11 @@
 """Open Inference Protocol v2 over REST (the KServe/Triton "predict protocol, version 2").
 
 Server and model health and metadata come from the gateway's config and the archives'
-manifests; ``infer`` bodies are checked for shape (a JSON object whose ``inputs`` are tensor
-objects) and forwarded unchanged, since the TorchServe handler speaks OIP itself. The answer's
-``model_name``/``model_version`` are rewritten to the public route name and variant version.
-Every error is ``{"error": "..."}``.
+manifests; ``infer`` bodies must be JSON within the gateway's limits (``gateway.bodies``)
+and are checked for shape (a JSON object whose ``inputs`` are tensor objects named as the
+model's metadata names them) and forwarded unchanged, since the TorchServe handler speaks OIP
+itself. The answer's ``model_name``/``model_version`` are rewritten to the public route name
+and variant version. Every error is ``{"error": "..."}``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway import dataplane
+from gateway import bodies, dataplane
 from gateway.backends import BackendResponse, Payload, TensorSpec
 from gateway.config import Variant
 from gateway.errors import BadRequest, GatewayError
@@ -28,11 +29,10 @@ SERVER = {"name": "servegate", "version": "0.1.0", "extensions": []}
 
 
 def oip_error(exc: GatewayError, rid: str | None = None) -> JSONResponse:
-    return JSONResponse(
-        {"error": exc.message},
-        status_code=exc.status,
-        headers=headers(rid, exc.variant) if rid else None,
-    )
+    extra = headers(rid, exc.variant) if rid else {}
+    if exc.status == 408:
+        extra["Connection"] = "close"  # the rest of a late body is not worth waiting for
+    return JSONResponse({"error": exc.message}, status_code=exc.status, headers=extra)
 
 
 @router.get("")
@@ -91,8 +91,11 @@ async def infer(request: Request, model: str, version: str | None = None) -> Res
     rid = request_id(request)
     try:
         dataplane.lookup(table, model)
-        body = await read_body(request, gw.settings.max_body_bytes)
-        request_id_in_body = _check_infer_body(body)
+        bodies.require_oip_json(request.headers.get("content-type"))
+        body = await read_body(request, gw.settings.max_body_bytes, gw.settings.body_timeout_s)
+        obj = bodies.parse_json(body, bodies.JsonLimits.of(gw.settings))
+        request_id_in_body = _check_infer_body(obj)
+        dataplane.check_input_names(table, model, version, [t["name"] for t in obj["inputs"]])
         payload = Payload(body, "application/json")
         facts_ = facts(table, request, model, version)
         out = await dataplane.infer(gw, table, model, facts=facts_, payload=payload)
@@ -108,12 +111,8 @@ def _tensor(t: TensorSpec) -> dict[str, Any]:
     return {"name": t.name, "datatype": t.datatype, "shape": list(t.shape)}
 
 
-def _check_infer_body(body: bytes) -> Any:
+def _check_infer_body(obj: Any) -> Any:
     """A JSON object with a non-empty list of tensor objects under ``inputs``."""
-    try:
-        obj = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("request body is not valid JSON") from None
     if not isinstance(obj, dict):
         raise BadRequest("request body must be a JSON object")
     inputs = obj.get("inputs")

@@ -1,12 +1,14 @@
 """TorchServe-compatible inference API: ``POST /predictions/{model}[/{version}]``, ``GET /ping``.
 
 Bodies go to TorchServe unchanged and its answer comes back unchanged (status, body, content
-type), so an existing TorchServe client works by changing only its URL. Errors the gateway
-raises use TorchServe's JSON error shape ``{"code", "type", "message"}``.
+type), so an existing TorchServe client works by changing only its URL. Before that, the body
+must have a Content-Type the gateway takes and, when it is JSON, pass its limits
+(``gateway.bodies``); anything else is the client's 400/415 and never reaches a batch.
+Errors the gateway raises use TorchServe's JSON error shape ``{"code", "type", "message"}``.
 
 ``/predictions`` is the hot path, so it is a bare ASGI handler (``PredictionsAPI``) in front of
 the FastAPI app rather than a FastAPI route: no route table, dependency solving, middleware
-stack or Request/Response objects per call, and the body is forwarded as bytes, never parsed.
+stack or Request/Response objects per call, and the body is forwarded as the bytes received.
 ``make bench-gateway`` measured those layers at about a third of the gateway's CPU per request.
 Every other path (``/ping``, OIP v2, unknown paths) falls through to the FastAPI app. As in
 TorchServe, trailing slashes are ignored (``/predictions/mlp/`` is ``/predictions/mlp``).
@@ -24,7 +26,7 @@ from starlette.requests import ClientDisconnect, Request, cookie_parser
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway import dataplane
+from gateway import bodies, dataplane
 from gateway.backends import Payload
 from gateway.errors import GatewayError
 from gateway.rest.common import REQUEST_ID, gateway_of, read_asgi_body, sane_request_id
@@ -62,14 +64,18 @@ class PredictionsAPI:
                 "type": "MethodNotAllowedException",
                 "message": "Method not allowed",
             }
-            await _send(send, 405, json.dumps(refusal).encode(), rid=rid)
+            await _send(send, 405, json.dumps(refusal).encode(), rid=rid, allow="POST")
             return
         gw = self.gw
         table = gw.table  # the whole request runs on the table it started with
         model, version = parts[0], parts[1] if len(parts) == 2 else None
         try:
             route = dataplane.lookup(table, model)
-            body = await read_asgi_body(receive, headers, gw.settings.max_body_bytes)
+            kind = bodies.predictions_kind(headers.get("content-type"))
+            body = await read_asgi_body(
+                receive, headers, gw.settings.max_body_bytes, gw.settings.body_timeout_s
+            )
+            bodies.check_predictions_body(body, kind, bodies.JsonLimits.of(gw.settings))
             cookies = {}
             if route.sticky is not None and route.sticky.cookie is not None:
                 cookies = cookie_parser(headers.get("cookie", ""))
@@ -100,7 +106,14 @@ class PredictionsAPI:
 
 async def _send_error(send: Send, exc: GatewayError, rid: str) -> None:
     body = {"code": exc.status, "type": exc.kind, "message": exc.message}
-    await _send(send, exc.status, json.dumps(body).encode(), rid=rid, variant=exc.variant)
+    await _send(
+        send,
+        exc.status,
+        json.dumps(body).encode(),
+        rid=rid,
+        variant=exc.variant,
+        close=exc.status == 408,  # the rest of a late body is not worth waiting for
+    )
 
 
 async def _send(
@@ -111,6 +124,8 @@ async def _send(
     content_type: str = "application/json",
     rid: str,
     variant: str | None = None,
+    close: bool = False,
+    allow: str | None = None,
 ) -> None:
     raw = [
         (b"content-type", content_type.encode("latin-1")),
@@ -119,6 +134,10 @@ async def _send(
     ]
     if variant:
         raw.append((_VARIANT, variant.encode()))
+    if close:
+        raw.append((b"connection", b"close"))
+    if allow:
+        raw.append((b"allow", allow.encode()))
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
 

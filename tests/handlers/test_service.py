@@ -124,3 +124,27 @@ def test_empty_and_form_bodies_are_refused_naming_what_is_accepted(mlp_dir: Path
     assert "sent as Content-Type application/x-www-form-urlencoded" in answers[2]["message"]
     assert answers[2]["message"].endswith(accepts)
     assert "truncated" not in answers[3]
+
+
+HOSTILE_BODIES = [
+    b'{"inputs": [[' + b"9" * 5000 + b"]]}",  # over Python's 4300-digit int limit: ValueError
+    b'{"inputs": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # RecursionError
+    {"inputs": [[10**400] * 16]},  # parsed by TorchServe; OverflowError in torch.tensor
+    b"\xef\xbb\xbf{" + b'"inputs": [[1.0]]}',  # a UTF-8 BOM: not JSON
+]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_BODIES, ids=["digits", "nesting", "overflow", "bom"])
+def test_whatever_decoding_raises_is_that_requests_400(mlp_dir: Path, hostile: object) -> None:
+    """1 hostile + 7 valid requests in one batch: the hostile one gets 400, the 7 their answers."""
+    service = ModelService.load(mlp_dir, torch.device("cpu"), name="mlp_torchscript")
+    good = [[float(i + j) for j in range(16)] for i in range(7)]
+    batch: list[dict[str, object]] = [{"body": {"inputs": [row]}} for row in good]
+    batch.insert(3, {"body": hostile})
+    ctx = FakeContext(str(mlp_dir))
+    answers = [json.loads(a) for a in service.handle(batch, ctx)]
+
+    assert [ctx.status(i) for i in range(8)] == [200, 200, 200, 400, 200, 200, 200, 200]
+    assert set(answers[3]) == {"code", "type", "message"} and answers[3]["code"] == 400
+    outputs = [a["outputs"][0] for i, a in enumerate(answers) if i != 3]
+    torch.testing.assert_close(torch.tensor(outputs), eager(good), atol=1e-5, rtol=1e-4)
