@@ -19,6 +19,7 @@ from gateway.config import LoadedConfig
 from gateway.ejection import OutlierDetector
 from gateway.metrics import GatewayMetrics, TableCollector
 from gateway.reload import ConfigWatcher
+from gateway.retries import RetryBudget
 from gateway.scrape import ScrapedCollector
 from gateway.settings import GatewaySettings
 from gateway.shadow import ShadowSender
@@ -60,6 +61,7 @@ class Gateway:
         self.metrics.apply_config(loaded.config)
         self.shadow = ShadowSender(self.metrics)
         self.outliers = OutlierDetector(self.metrics)
+        self.retry_budget = RetryBudget()
         self.canary: CanaryControl | None = None  # set by the server when analysis is wired
         self.admin_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
