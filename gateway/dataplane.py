@@ -2,16 +2,20 @@
 
 Protocol layers (``rest/predictions.py``, ``rest/oip.py``, ``grpc/``) read the request, build
 ``RequestFacts`` and call ``infer``; they only translate bodies and errors into their shapes.
-A request abandoned by its client (cancelled task) is counted with code 499.
+A request abandoned by its client (cancelled task) is counted with code 499. A request whose
+worker died under it, or whose connection never opened, is retried once under a budget
+(``gateway.retries``); each upstream attempt is measured against the variant it went to.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from dataclasses import dataclass
 
+from gateway import retries
 from gateway.backends import BackendResponse, Payload
 from gateway.config import Route, Variant
 from gateway.errors import BadRequest, GatewayError, ModelNotFound, UpstreamError
@@ -63,34 +67,106 @@ async def infer(
                 compare=route.shadow.compare,
                 served=served,
             )
-    m = gw.metrics
-    labels = (route_name, variant.name)
     timeout_s = route.timeout_s if deadline_s is None else min(route.timeout_s, deadline_s)
-    m.in_flight.labels(*labels).inc()
-    started = time.perf_counter()
+    deadline = time.perf_counter() + timeout_s
+    pinned = facts.pinned_variant is not None or facts.version is not None
+    call = _Call(gw, table, route_name, route, payload, protocol, deadline, pinned)
+    gw.retry_budget.requests += 1
     try:
-        backend = table.backends[variant.backend]
-        response = await backend.predict(variant, payload, timeout_s)
+        variant, response = await call.serve(variant)
         if served is not None:
             served.set_result(response)
-    except UpstreamError as exc:
-        gw.outliers.record(route_name, route, variant.name, ok=False)
-        m.upstream_errors.labels(*labels, protocol, exc.metric_kind).inc()
-        if exc.metric_kind == "auth_rejected":
-            m.auth_rejections.labels(variant.backend).inc()
-        exc.variant = variant.name
-        observe(gw, labels, protocol, exc.status, time.perf_counter() - started)
-        raise
-    except asyncio.CancelledError:  # the client went away; the upstream call is abandoned
-        observe(gw, labels, protocol, CLIENT_CLOSED, time.perf_counter() - started)
-        raise
     finally:
-        m.in_flight.labels(*labels).dec()
+        gw.retry_budget.requests -= 1
         if served is not None and not served.done():
             served.cancel()  # no served answer: the shadow has nothing to compare with
-    observe(gw, labels, protocol, response.status, time.perf_counter() - started)
-    gw.outliers.record(route_name, route, variant.name, ok=response.status < 500)
     return Outcome(route_name, variant, response)
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One client request's upstream attempts: the first, and at most one retry."""
+
+    gw: Gateway
+    table: Table
+    route_name: str
+    route: Route
+    payload: Payload
+    protocol: ProtocolName
+    deadline: float  # perf_counter time by which the answer is due
+    pinned: bool  # the client chose the variant (pin header or version): retry on it only
+
+    async def serve(self, variant: Variant) -> tuple[Variant, BackendResponse]:
+        """Retried once when the first attempt died with its worker or never reached the
+        upstream, and the retry budget allows (``gateway.retries``)."""
+        try:
+            response = await self.attempt(variant)
+            reason = retries.retry_reason(response)
+        except UpstreamError as exc:
+            if not exc.before_sent or not self._may_retry(variant, "connect_failure"):
+                raise
+            reason = "connect_failure"
+        else:
+            if reason is None or not self._may_retry(variant, reason):
+                return variant, _unavailable_if_killed(response)
+        try:
+            target = retries.retry_target(
+                self.route, variant, self.gw.outliers.ejected(self.route_name)
+            )
+            if target.name == variant.name:
+                await asyncio.sleep(retries.backoff_s())
+            return target, _unavailable_if_killed(await self.attempt(target))
+        finally:
+            self.gw.retry_budget.release()
+
+    def _may_retry(self, variant: Variant, reason: str) -> bool:
+        labels = (self.route_name, variant.name)
+        if not self.gw.retry_budget.acquire():
+            self.gw.metrics.retries.labels(*labels, "budget_exhausted").inc()
+            return False
+        self.gw.metrics.retries.labels(*labels, reason).inc()
+        return True
+
+    async def attempt(self, variant: Variant) -> BackendResponse:
+        """One upstream attempt, measured against ``variant`` (each attempt is a request to
+        the variant it went to: its failures are that variant's, counted and ejected)."""
+        gw, route_name, protocol = self.gw, self.route_name, self.protocol
+        m = gw.metrics
+        labels = (route_name, variant.name)
+        m.in_flight.labels(*labels).inc()
+        started = time.perf_counter()
+        try:
+            backend = self.table.backends[variant.backend]
+            timeout_s = max(self.deadline - started, 0.001)
+            response = await backend.predict(variant, self.payload, timeout_s)
+        except UpstreamError as exc:
+            gw.outliers.record(route_name, self.route, variant.name, ok=False)
+            m.upstream_errors.labels(*labels, protocol, exc.metric_kind).inc()
+            if exc.metric_kind == "auth_rejected":
+                m.auth_rejections.labels(variant.backend).inc()
+            exc.variant = variant.name
+            observe(gw, labels, protocol, exc.status, time.perf_counter() - started)
+            raise
+        except asyncio.CancelledError:  # the client went away; the upstream call is abandoned
+            observe(gw, labels, protocol, CLIENT_CLOSED, time.perf_counter() - started)
+            raise
+        finally:
+            m.in_flight.labels(*labels).dec()
+        observe(gw, labels, protocol, response.status, time.perf_counter() - started)
+        gw.outliers.record(route_name, self.route, variant.name, ok=response.status < 500)
+        return response
+
+
+def _unavailable_if_killed(response: BackendResponse) -> BackendResponse:
+    """TorchServe's 507 "Out of resources" for a worker killed under a request is no client's
+    business: it is the model server being unavailable (503)."""
+    if response.status != 507:
+        return response
+    body = {"code": 503, "type": "ServiceUnavailableException", "message": UNAVAILABLE}
+    return BackendResponse(503, json.dumps(body).encode(), "application/json")
+
+
+UNAVAILABLE = "the model server is unavailable"
 
 
 CLIENT_CLOSED = 499  # nginx's "client closed request"

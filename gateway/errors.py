@@ -75,6 +75,8 @@ class UpstreamError(GatewayError):
     status = 503
     kind = "ServiceUnavailableException"
     metric_kind: str = "unavailable"
+    # True when no byte of the request reached the upstream (connect failed): safe to retry.
+    before_sent: bool = False
 
 
 class BackendUnavailable(UpstreamError):

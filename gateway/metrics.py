@@ -146,6 +146,13 @@ class GatewayMetrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        self.retries = _Counter(
+            "servegate_upstream_retries",
+            "Retried upstream attempts by the variant that failed and why (worker_died, "
+            "connect_failure; budget_exhausted: a retry the budget refused)",
+            [*RV, "reason"],
+            registry=r,
+        )
         self.http_refusals = Counter(
             "servegate_http_refusals",
             "Connections refused before a request reached the app (header_timeout, "

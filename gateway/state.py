@@ -24,6 +24,7 @@ from gateway.errors import ConfigError
 from gateway.metrics import GatewayMetrics, TableCollector
 from gateway.readiness import ReadinessCollector, ReadinessTracker
 from gateway.reload import ConfigWatcher
+from gateway.retries import RetryBudget
 from gateway.scrape import ScrapedCollector
 from gateway.settings import GatewaySettings
 from gateway.shadow import ShadowSender
@@ -87,6 +88,7 @@ class Gateway:
         self.rejected: tuple[str, str] | None = None
         self.shadow = ShadowSender(self.metrics)
         self.outliers = OutlierDetector(self.metrics)
+        self.retry_budget = RetryBudget()
         self.canary: CanaryControl | None = None  # set by the server when analysis is wired
         self.admin_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []

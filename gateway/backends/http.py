@@ -5,7 +5,8 @@ aiohttp replaced httpx here after ``make bench-gateway``: under load, httpx's As
 on every pool lock. ``HttpPool.send`` turns transport failures into ``UpstreamError``s so that
 backends only decide what to call and what an answer means:
 
-    connection refused / reset, truncated answer  -> BackendUnavailable (503)
+    connection refused / reset, truncated answer  -> BackendUnavailable (503; ``before_sent``
+                                                     when the connection never opened)
     no complete answer within ``timeout_s``        -> BackendTimeout (504)
 """
 
@@ -68,9 +69,11 @@ class HttpPool:
                 method, url, headers=headers, data=body or None, timeout=timeout
             ) as resp:
                 return HttpReply(resp.status, await resp.read(), resp.headers.get("Content-Type"))
-        except aiohttp.ConnectionTimeoutError:
-            log.warning("%s unreachable: connect timed out", what)
-            raise BackendUnavailable("the model server is unavailable") from None
+        except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as exc:
+            log.warning("%s unreachable: %s", what, type(exc).__name__)
+            unsent = BackendUnavailable("the model server is unavailable")
+            unsent.before_sent = True  # no connection, so nothing of the request was sent
+            raise unsent from None
         except TimeoutError:
             raise BackendTimeout("the model server did not answer in time") from None
         except aiohttp.ClientError as exc:

@@ -6,6 +6,8 @@ read from ``faults.json`` in the archive:
                   (a 20% draw left 15 requests error-free 3.5% of the time: a flaky rollback)
     delay_ms      extra latency, once per batch
     cosine        perturb every output row to this cosine similarity with the true row
+    die_on        a string: a batch holding a request whose body contains it kills the worker
+                  (TorchServe answers the batch 500 "Worker died." and starts a new worker)
 
 Packaged by ``tests.gateway.canary.support.faulty_archive``; runs in a real TorchServe worker.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import time
 from pathlib import Path
@@ -21,7 +24,7 @@ from typing import Any
 
 from handlers import servegate_handler
 
-_faults: dict[str, float] | None = None
+_faults: dict[str, Any] | None = None
 _answered = 0
 
 
@@ -30,6 +33,9 @@ def handle(data: list[dict[str, Any]] | None, context: Any) -> list[bytes] | Non
     if _faults is None:
         model_dir = Path(context.system_properties["model_dir"])
         _faults = json.loads((model_dir / "faults.json").read_text())
+    marker = _faults.get("die_on")
+    if data and isinstance(marker, str) and any(marker in str(r.get("body")) for r in data):
+        os._exit(1)  # a worker dying under a request (OOM kill, segfault), for retry tests
     answers = servegate_handler.handle(data, context)
     if data is None or answers is None:
         return answers

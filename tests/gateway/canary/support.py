@@ -36,8 +36,15 @@ TEST_SERVING = {
 }
 
 
-def faulty_archive(source: Path, out: Path, name: str, faults: dict[str, float]) -> Path:
-    """Repackage ``source`` (a servegate .mar) as ``name`` with ``faults`` injected."""
+def faulty_archive(
+    source: Path,
+    out: Path,
+    name: str,
+    faults: dict[str, Any],
+    serving: dict[str, Any] | None = None,
+) -> Path:
+    """Repackage ``source`` (a servegate .mar) as ``name`` with ``faults`` injected
+    (``serving`` overrides entries of ``TEST_SERVING``)."""
     stage = out / f"stage-{name}"
     shutil.rmtree(stage, ignore_errors=True)
     with zipfile.ZipFile(source) as mar:
@@ -48,7 +55,7 @@ def faulty_archive(source: Path, out: Path, name: str, faults: dict[str, float])
     (stage / "faults.json").write_text(json.dumps(faults))
     extras += [stage / "servegate.json", stage / "faults.json"]
     config = stage / "test-model-config.yaml"
-    config.write_text(yaml.safe_dump(TEST_SERVING))
+    config.write_text(yaml.safe_dump({**TEST_SERVING, **(serving or {})}))
     with _private_tempdir(out / f"tmp-{name}"):
         ModelArchiver.generate_model_archive(
             ModelArchiverConfig(

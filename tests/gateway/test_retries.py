@@ -1,0 +1,101 @@
+"""Retries (issue 14, item 9): a request whose worker died under it, or whose connection never
+opened, is retried once on another variant (or the same one after a backoff) under a budget;
+never a 4xx or an answer the upstream began; 507 is answered 503; retries counted per variant."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.backends import BackendResponse
+from gateway.dataplane import _unavailable_if_killed
+from gateway.retries import RetryBudget, retry_reason
+from tests.conftest import free_ports, serving
+from tests.gateway.canary.support import faulty_archive
+from tests.gateway.support import MLP_ROW, fire, run_gateway, ts_backend, variant, write_config
+
+DIED = b'{"code": 500, "type": "InternalServerException", "message": "Worker died."}'
+
+
+def answer(status: int, body: bytes = b"{}") -> BackendResponse:
+    return BackendResponse(status, body, "application/json")
+
+
+def test_only_a_dead_worker_is_a_reason_to_retry() -> None:
+    assert retry_reason(answer(500, DIED)) == "worker_died"
+    assert retry_reason(answer(507, b'{"message": "Out of resources"}')) == "worker_died"
+    for status, body in ((500, b'{"message": "Prediction failed"}'), (503, b"{}"), (400, DIED)):
+        assert retry_reason(answer(status, body)) is None, (status, body)
+    assert retry_reason(answer(200, DIED)) is None
+
+
+def test_a_killed_worker_is_503_not_507() -> None:
+    mapped = _unavailable_if_killed(answer(507, b'{"message": "Out of resources"}'))
+    assert mapped.status == 503 and json.loads(mapped.body)["code"] == 503
+    assert _unavailable_if_killed(answer(500, DIED)).status == 500
+
+
+def test_the_budget_holds_retries_to_a_fifth_of_requests_in_flight() -> None:
+    budget = RetryBudget()
+    budget.requests = 50
+    granted = sum(budget.acquire() for _ in range(50))
+    assert granted == 10  # 20% of 50 in flight
+    budget.release()
+    assert budget.acquire() and not budget.acquire()
+    small = RetryBudget()
+    small.requests = 2
+    assert sum(small.acquire() for _ in range(10)) == 3  # never below 3 in flight
+
+
+@pytest.mark.integration
+@pytest.mark.torchserve  # starts its own, with a worker that dies on cue
+def test_a_request_whose_worker_died_is_retried_on_another_variant(
+    tmp_path: Path, model_store: Path
+) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    shutil.copy2(model_store / "mlp_torchscript.mar", store)
+    faulty_archive(model_store / "mlp_torchscript.mar", store, "mlp_fragile", {"die_on": "die"})
+    with serving(store, tmp_path / "ts") as ts:
+        route = {
+            "variants": [
+                variant("fragile", "mlp_fragile", 99),
+                variant("steady", "mlp_torchscript", 1),
+            ]
+        }
+        config = write_config(tmp_path / "gateway.yaml", {"ts": ts_backend(ts)}, {"mlp": route})
+        with run_gateway(config) as gw:
+            url = f"{gw.url}/predictions/mlp"
+            # Three at once, within the budget's minimum of three retries in flight.
+            results = fire(url, 3, body={"inputs": [MLP_ROW], "note": "die"}, concurrency=3)
+            assert [s for s, _ in results] == [200, 200, 200], results
+            assert {v for _, v in results} == {"steady"}
+            labels = {"route": "mlp", "variant": "fragile", "reason": "worker_died"}
+            assert gw.metric("servegate_upstream_retries_total", **labels) >= 1
+            # A client's mistake is never retried.
+            assert fire(url, 1, body={"inputs": [[1.0]]})[0][0] == 400
+            assert gw.metric("servegate_upstream_retries_total", route="mlp", variant="steady") == 0
+
+
+@pytest.mark.integration
+def test_a_connection_that_never_opened_is_retried(
+    tmp_path: Path, backends: dict[str, Any]
+) -> None:
+    (dead_port,) = free_ports(1)
+    backends = {**backends, "dead": {"inference_url": f"http://127.0.0.1:{dead_port}"}}
+    route = {
+        "variants": [
+            variant("gone", "mlp_torchscript", 50, backend="dead"),
+            variant("live", "mlp_torchscript", 50),
+        ]
+    }
+    config = write_config(tmp_path / "gateway.yaml", backends, {"mlp": route})
+    with run_gateway(config) as gw:
+        results = fire(f"{gw.url}/predictions/mlp", 30, concurrency=1)
+        assert {s for s, _ in results} == {200} and {v for _, v in results} == {"live"}
+        labels = {"route": "mlp", "variant": "gone", "reason": "connect_failure"}
+        assert gw.metric("servegate_upstream_retries_total", **labels) >= 1
