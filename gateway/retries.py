@@ -4,10 +4,11 @@
 Retried once: a TorchServe answer that says the worker died under the request (500
 "Worker died." or 507, TorchServe's "Out of resources" for a worker killed mid-request), and a
 connection that failed before any byte of the request was sent. Never a 4xx, a timeout, or any
-other answer the upstream began. The retry goes to another variant of the route when one has
-weight, else to the same one after a short backoff. The budget caps retries in flight at
-``BUDGET_PERCENT`` of requests in flight (at least ``MIN_RETRY_CONCURRENCY``), so a failing
-backend costs at most ~20% extra upstream attempts, never a retry storm.
+other answer the upstream began. The retry goes to another variant of the route in rotation
+(weight above 0, not ejected), else to the same one after a short backoff. The budget caps
+retries in flight at ``BUDGET_PERCENT`` of requests in flight (at least
+``MIN_RETRY_CONCURRENCY``), so a failing backend costs at most ~20% extra upstream attempts,
+never a retry storm.
 """
 
 from __future__ import annotations
@@ -31,10 +32,10 @@ def retry_reason(response: BackendResponse) -> str | None:
 
 
 def retry_target(route: Route, failed: Variant, ejected: frozenset[str]) -> Variant:
-    """Another variant with weight (not ejected) when there is one, else the same."""
-    others = [v for v in route.variants if v.name != failed.name and v.weight > 0]
-    healthy = [v for v in others if v.name not in ejected] or others
-    return random.choice(healthy) if healthy else failed
+    """Another variant in rotation (with weight, not ejected) when there is one, else the same."""
+    out = ejected | {failed.name}
+    others = [v for v in route.variants if v.weight > 0 and v.name not in out]
+    return random.choice(others) if others else failed
 
 
 def backoff_s() -> float:
