@@ -63,7 +63,9 @@ def test_the_last_variant_in_rotation_is_never_ejected(
     backends = {**canary_backends, "down1": _down(), "down2": _down()}
     route = {
         "variants": [variant("a", "mlp", 50, "down1"), variant("b", "mlp", 50, "down2")],
-        "outlier_ejection": EJECT,
+        # Held out for the whole test: each request now makes two attempts (the retry after a
+        # backoff), so 40 of them can outlast the shared 2 s back-off.
+        "outlier_ejection": {**EJECT, "backoff_s": 60.0},
     }
     config = write_config(tmp_path / "gateway.yaml", backends, {"mlp": route})
     with run_gateway(config) as gw:
