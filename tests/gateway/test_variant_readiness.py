@@ -32,7 +32,7 @@ from tests.gateway.support import (
 
 pytestmark = pytest.mark.integration
 PIN = "X-Servegate-Variant"
-OIP_BODY = {"inputs": [{"name": "input", "shape": [1, 16], "datatype": "FP32", "data": MLP_ROW}]}
+OIP_BODY = {"inputs": [{"name": "features", "shape": [1, 16], "datatype": "FP32", "data": MLP_ROW}]}
 
 
 def cli(gw: RunningGateway, *args: str) -> subprocess.CompletedProcess[str]:
