@@ -110,8 +110,13 @@ class _Call:
             if reason is None or not self._may_retry(variant, reason):
                 return variant, _unavailable_if_killed(response)
         try:
-            target = retries.retry_target(
-                self.route, variant, self.gw.outliers.ejected(self.route_name)
+            # A client's pin (variant or version) holds for the retry too: never another variant.
+            target = (
+                variant
+                if self.pinned
+                else retries.retry_target(
+                    self.route, variant, self.gw.outliers.ejected(self.route_name)
+                )
             )
             if target.name == variant.name:
                 await asyncio.sleep(retries.backoff_s())
