@@ -22,7 +22,7 @@ import torch
 
 from export.sentences import SENTENCES
 from export.spec import ModelSpec
-from handlers.tasks.text_embedding import configured_tokenizer
+from handlers.tasks.text_embedding import configured_tokenizer, encode_texts
 
 SENTENCE_BATCH = 8
 
@@ -56,12 +56,10 @@ def sentence_cases(spec: ModelSpec, scratch: Path) -> list[Case]:
     batches.append(ordered[:2] + ordered[-2:])
     cases = []
     for texts in batches:
-        encodings = tokenizer.encode_batch(list(texts))
-        ids = torch.tensor([e.ids for e in encodings], dtype=torch.int64)
-        mask = torch.tensor([e.attention_mask for e in encodings], dtype=torch.int64)
+        inputs = encode_texts(tokenizer, texts)
         low, high = lengths[texts[0]], lengths[texts[-1]]
         label = f"{len(texts)} sentences of {min(low, high)}-{max(low, high)} tokens"
-        cases.append(Case(label, (ids, mask)))
+        cases.append(Case(label, inputs))
     return cases
 
 

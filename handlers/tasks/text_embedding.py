@@ -61,10 +61,7 @@ class TextEmbeddingCodec(TaskCodec):
         return ["warm-up", "a slightly longer warm-up sentence for the model"]
 
     def collate(self, rows: Sequence[Any]) -> list[torch.Tensor]:
-        encodings = self.tokenizer.encode_batch(list(rows))
-        ids = torch.tensor([e.ids for e in encodings], dtype=torch.int64)
-        mask = torch.tensor([e.attention_mask for e in encodings], dtype=torch.int64)
-        return [ids, mask]
+        return list(encode_texts(self.tokenizer, rows))
 
     def truncated(self, rows: Sequence[Any]) -> list[int]:
         counts = [len(e.ids) for e in self.counter.encode_batch(list(rows))]
@@ -85,6 +82,14 @@ def configured_tokenizer(path: Path, task_config: dict[str, Any]) -> Tokenizer:
     tokenizer.enable_truncation(max_length=int(task_config["max_length"]))
     tokenizer.enable_padding(pad_id=int(task_config["pad_id"]), pad_token=task_config["pad_token"])
     return tokenizer
+
+
+def encode_texts(tokenizer: Tokenizer, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``input_ids`` and ``attention_mask`` of a padded batch, as the worker feeds the model."""
+    encodings = tokenizer.encode_batch(list(texts))
+    ids = torch.tensor([e.ids for e in encodings], dtype=torch.int64)
+    mask = torch.tensor([e.attention_mask for e in encodings], dtype=torch.int64)
+    return ids, mask
 
 
 def _as_text(body: object) -> str:
