@@ -101,16 +101,18 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # Heavy imports (torch) only when exporting, so `servegate --help` stays fast.
     from export.errors import EXIT_CANNOT_START
-    from export.pipeline import ExportRequest
-    from export.timing import TimingPlan
 
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
         log.error("unknown format(s) %s; choose from %s", unknown, ", ".join(FORMATS))
         return EXIT_CANNOT_START
+    # Heavy imports (torch) only once the arguments are known good: a mistyped format is
+    # refused at once, and `servegate --help` stays fast.
+    from export.pipeline import ExportRequest
+    from export.timing import TimingPlan
+
     overrides = {
         key: value
         for key, value in (
