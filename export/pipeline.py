@@ -33,6 +33,7 @@ from export.timing import TimingPlan, latency_ms
 from handlers.manifest import Format, sha256_file
 from handlers.runtimes import load_runtime
 from handlers.runtimes.eager import EagerRuntime
+from servegate import pins
 
 log = logging.getLogger("servegate.export")
 # Every format `--formats` accepts; a request without formats exports the default ones.
@@ -165,6 +166,7 @@ def _export_format(
         sha256=sha256_file(artifacts[0]),
         export_s=round(export_s, 2),
         archive=str(archive),
+        archive_sha256=pins.sha256_of(archive),
         exported_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
 
@@ -202,6 +204,7 @@ def _drop_stale_archive(path: Path) -> None:
     if path.exists():
         path.unlink()
         log.warning("removed %s from an earlier export: this format no longer verifies", path)
+    pins.forget(pins.pin_file_for(path.parent), path.name)
 
 
 __all__ = ["DEFAULT_FORMATS", "EXPORTERS", "FORMATS", "ExportRequest", "run_export"]

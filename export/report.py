@@ -27,6 +27,7 @@ class FormatReport(BaseModel):
     sha256: str = ""
     export_s: float = 0.0
     archive: str | None = None
+    archive_sha256: str = ""  # the archive's pin (servegate.pins)
     error: str | None = None
     exported_at: str | None = None  # UTC, ISO 8601: entries of earlier runs stay in the report
 
