@@ -44,8 +44,8 @@ def build_archive(
         artifact=artifacts[0].name,
         sha256={p.name: sha256_file(p) for p in (artifacts[0], *extras)},
         task_config=spec.task_config,
-        inputs=tuple(_info(t) for t in spec.inputs),
-        outputs=tuple(_info(t) for t in spec.outputs),
+        inputs=tuple(tensor_info(t) for t in spec.inputs),
+        outputs=tuple(tensor_info(t) for t in spec.outputs),
     )
     extras.append(manifest.write(stage))
     config_file = stage / "model-config.yaml"
@@ -92,7 +92,7 @@ def _model_config(spec: ModelSpec) -> dict[str, int]:
     }
 
 
-def _info(tensor: TensorSpec) -> TensorInfo:
+def tensor_info(tensor: TensorSpec) -> TensorInfo:
     return TensorInfo(
         name=tensor.name,
         datatype=OIP_DATATYPE[tensor.dtype],

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "servegate.json"
 Format = Literal["torchscript", "aoti", "onnx", "onnx_int8", "eager"]
-Task = Literal["text_embedding", "image_classification", "tensor"]
+Task = Literal["text_embedding", "text_classification", "image_classification", "tensor"]
 
 
 class TensorInfo(BaseModel):
