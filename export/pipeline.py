@@ -29,6 +29,7 @@ from export.probe import probe
 from export.progress import step
 from export.registry import resolve
 from export.report import EagerReport, ExportReport, FormatReport
+from export.sources.lightning_load import allowed_globals
 from export.sources.options import SourceOptions
 from export.spec import ModelSpec, ServingConfig
 from export.timing import TimingPlan, latency_ms
@@ -104,7 +105,8 @@ def _exclusive(work: Path) -> Iterator[None]:
 
 def _run_locked(request: ExportRequest, spec: ModelSpec, work: Path) -> ExportReport:
     with step(f"[{spec.name}] building the eager model and checking the declared tensors"):
-        module = run_user_code("build()", spec.build, request.weights)
+        with allowed_globals(request.source):  # --weights model.ckpt with --allow-global
+            module = run_user_code("build()", spec.build, request.weights)
         eager = EagerRuntime(module, torch.device(request.device))
         verify_declared(spec, eager)
         cases = run_user_code("the parity inputs", parity_cases, spec, work)

@@ -1,6 +1,7 @@
 """Resolve ``MODEL=``: a built-in name, a source prefix (``hf:``, ``hub:``, ``fastai:``, see
 ``export.sources``), a spec file (``path.py`` or ``path.py:attr``) or ``package.module:attr``.
-The attribute is a ``ModelSpec``."""
+The attribute is a ``ModelSpec``, or a LightningModule class (or ``lightning_spec``) read with
+``--ckpt``."""
 
 from __future__ import annotations
 
@@ -47,10 +48,18 @@ def resolve(model: str, options: SourceOptions | None = None) -> ModelSpec:
 
 
 def _as_spec(module: object, attr: str, model: str, options: SourceOptions) -> ModelSpec:
+    from export.sources import lightning_detect
+
     value = getattr(module, attr, None)
+    if lightning_detect.is_lightning(value):
+        from export.sources.lightning import spec_from_module
+
+        return spec_from_module(value, options, model)
     if options.ckpt is not None:
         raise SpecError(
-            f"{model}: --ckpt (CKPT=) reads a LightningModule class, found {type(value).__name__}"
+            f"{model}: --ckpt (CKPT=) reads a LightningModule class or lightning_spec(...), "
+            f"found {type(value).__name__}; with a ModelSpec pass the checkpoint as "
+            "--weights (WEIGHTS=): its state_dict is loaded"
         )
     return _attr(module, attr, model)
 

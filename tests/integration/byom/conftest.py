@@ -27,6 +27,7 @@ EXPORTS: dict[str, tuple[str, Callable[[Path], list[str]]]] = {
     "hf_embedder": ("onnx", sources.hf_embedder),
     "hf_classifier": ("torchscript", sources.hf_classifier),
     "hf_vit": ("onnx", sources.hf_vit),
+    "lightning": ("torchscript", sources.lightning_regressor),
 }
 
 

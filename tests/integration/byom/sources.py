@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support import hf_folders
+from tests.support import hf_folders, lightning_models
 
 
 def hf_embedder(folder: Path) -> list[str]:
@@ -17,3 +17,16 @@ def hf_classifier(folder: Path) -> list[str]:
 
 def hf_vit(folder: Path) -> list[str]:
     return [f"hf:{hf_folders.image_classifier(folder / 'model')}"]
+
+
+def lightning_regressor(folder: Path) -> list[str]:
+    """Trained for one epoch with hidden=24 and a dataclass hyperparameter; exported to
+    TorchScript, the format whose tracing trips over a LightningModule's ``trainer``."""
+    trained = lightning_models.train(folder, "byom_lit_served")
+    return [
+        f"{trained.module_file}:Regressor",
+        "--ckpt",
+        str(trained.ckpt),
+        "--allow-global",
+        "byom_lit_served.Config",
+    ]
