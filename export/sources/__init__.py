@@ -27,6 +27,7 @@ SourceFn = Callable[[str, SourceOptions], ModelSpec]
 # MODEL prefix -> module whose ``spec`` function reads that source.
 PREFIXES = {
     "hf": "export.sources.hf",
+    "hub": "export.sources.hub",
 }
 
 

@@ -8,6 +8,7 @@ and returns the ``servegate export`` arguments that name it).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -28,6 +29,7 @@ EXPORTS: dict[str, tuple[str, Callable[[Path], list[str]]]] = {
     "hf_classifier": ("torchscript", sources.hf_classifier),
     "hf_vit": ("onnx", sources.hf_vit),
     "lightning": ("torchscript", sources.lightning_regressor),
+    "hub": ("onnx", sources.hub_tinynet),
 }
 
 
@@ -46,13 +48,15 @@ class Served:
     gateway: RunningGateway
 
 
-def servegate_export(*args: str) -> subprocess.CompletedProcess[str]:
+def servegate_export(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    """``servegate export`` with its state (``.servegate/``, TORCH_HOME) under ``home``."""
     return subprocess.run(
         [SERVEGATE, "export", *args, "--timing-budget", "0"],
         capture_output=True,
         text=True,
         timeout=600,
         check=False,
+        env={**os.environ, "SERVEGATE_HOME": str(home)},
     )
 
 
@@ -63,7 +67,9 @@ def byom_store(tmp_path_factory: pytest.TempPathFactory) -> ByomStore:
     for name, (fmt, make) in EXPORTS.items():
         folder = tmp_path_factory.mktemp(name)
         args = make(folder)
-        result = servegate_export(*args, "--name", name, "--formats", fmt, "--out", str(store))
+        result = servegate_export(
+            *args, "--name", name, "--formats", fmt, "--out", str(store), home=folder
+        )
         assert result.returncode == 0, f"{name}: {args}\n{result.stderr[-3000:]}"
         fixtures[name] = folder
     return ByomStore(store, fixtures)

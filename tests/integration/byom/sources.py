@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support import hf_folders, lightning_models
+from tests.support import hf_folders, hub_repo, lightning_models
 
 
 def hf_embedder(folder: Path) -> list[str]:
@@ -30,3 +30,11 @@ def lightning_regressor(folder: Path) -> list[str]:
         "--allow-global",
         "byom_lit_served.Config",
     ]
+
+
+def hub_tinynet(folder: Path) -> list[str]:
+    """A local hubconf repository; its pretrained file in servegate's TORCH_HOME (``folder``
+    is SERVEGATE_HOME for the export)."""
+    repo = hub_repo.make_repo(folder / "repo")
+    hub_repo.save_pretrained(repo, folder, width=12)
+    return [f"hub:{repo}:tinynet", "--hub-kwargs", '{"pretrained": true, "width": 12}']
