@@ -28,6 +28,7 @@ SourceFn = Callable[[str, SourceOptions], ModelSpec]
 PREFIXES = {
     "hf": "export.sources.hf",
     "hub": "export.sources.hub",
+    "fastai": "export.sources.fastai",
 }
 
 

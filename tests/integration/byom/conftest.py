@@ -30,6 +30,7 @@ EXPORTS: dict[str, tuple[str, Callable[[Path], list[str]]]] = {
     "hf_vit": ("onnx", sources.hf_vit),
     "lightning": ("torchscript", sources.lightning_regressor),
     "hub": ("onnx", sources.hub_tinynet),
+    "fastai": ("onnx", sources.fastai_learner),
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.support import hf_folders, hub_repo, lightning_models
+from tests.support import fastai_learners, hf_folders, hub_repo, lightning_models
 
 
 def hf_embedder(folder: Path) -> list[str]:
@@ -38,3 +38,8 @@ def hub_tinynet(folder: Path) -> list[str]:
     repo = hub_repo.make_repo(folder / "repo")
     hub_repo.save_pretrained(repo, folder, width=12)
     return [f"hub:{repo}:tinynet", "--hub-kwargs", '{"pretrained": true, "width": 12}']
+
+
+def fastai_learner(folder: Path) -> list[str]:
+    """Trained for one epoch, Resize((24, 32), method="crop"), exported with learn.export()."""
+    return [f"fastai:{fastai_learners.export_learner(folder)}", "--trust-pickle"]
