@@ -3,6 +3,7 @@ read from the checkpoint is the trained model (non-default hyperparameters, trai
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,9 @@ from torch import nn
 
 from export.errors import SpecError
 from export.registry import resolve
+from export.sources.lightning import spec_from_module
 from export.sources.lightning_load import allowed_globals
+from export.sources.lightning_spec import lightning_spec
 from export.sources.options import SourceOptions
 from export.weights import load_state_dict
 from tests.support.lightning_models import Trained, train
@@ -74,3 +77,13 @@ def test_weights_from_a_checkpoint_fit_an_ordinary_model(trained: Trained) -> No
     x = torch.randn(2, 8)
     with torch.no_grad():
         torch.testing.assert_close(plain(x), trained.module(x))
+
+
+def test_a_lightning_spec_names_what_the_class_cannot(trained: Trained) -> None:
+    source = sys.modules["byom_lit_fast"]
+    served = lightning_spec(
+        source.Regressor, name="prices", input_names=("features",), output_name="price"
+    )
+    options = SourceOptions(ckpt=trained.ckpt, allow_globals=("byom_lit_fast.Config",))
+    spec = spec_from_module(served, options, "module.py:SERVE")
+    assert (spec.name, spec.inputs[0].name, spec.outputs[0].name) == ("prices", "features", "price")
