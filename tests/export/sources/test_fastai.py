@@ -17,6 +17,9 @@ from export.sources.options import SourceOptions
 from handlers.tasks.image_resize import Resizer
 from tests.support.fastai_learners import export_learner
 
+# Trains fast.ai learners (seconds each): out of the fast tier, like exports.
+pytestmark = pytest.mark.export
+
 
 @pytest.fixture(scope="module")
 def learner(tmp_path_factory: pytest.TempPathFactory) -> Path:

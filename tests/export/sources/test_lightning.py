@@ -19,6 +19,9 @@ from export.sources.options import SourceOptions
 from export.weights import load_state_dict
 from tests.support.lightning_models import Trained, train
 
+# Trains Lightning modules (seconds each): out of the fast tier, like exports.
+pytestmark = pytest.mark.export
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
