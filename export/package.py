@@ -82,8 +82,8 @@ def build_archive(
         artifact=artifacts[0].name,
         sha256=seal(files),
         task_config=spec.task_config,
-        inputs=tuple(_info(t) for t in spec.inputs),
-        outputs=tuple(_info(t) for t in spec.outputs),
+        inputs=tuple(tensor_info(t) for t in spec.inputs),
+        outputs=tuple(tensor_info(t) for t in spec.outputs),
     )
     manifest.write(files)
     mar = zip_archive(files, out / f"{name}.mar")
@@ -135,7 +135,7 @@ def _model_config(spec: ModelSpec) -> dict[str, int]:
     }
 
 
-def _info(tensor: TensorSpec) -> TensorInfo:
+def tensor_info(tensor: TensorSpec) -> TensorInfo:
     return TensorInfo(
         name=tensor.name,
         datatype=OIP_DATATYPE[tensor.dtype],

@@ -29,7 +29,7 @@ MANIFEST_NAME = "servegate.json"
 # extracted archive that the export could not have hashed. Archives are sealed without it.
 BYTECODE_DIR = "__pycache__"
 Format = Literal["torchscript", "aoti", "onnx", "onnx_int8", "eager"]
-Task = Literal["text_embedding", "image_classification", "tensor"]
+Task = Literal["text_embedding", "text_classification", "image_classification", "tensor"]
 
 
 class TensorInfo(BaseModel):

@@ -44,6 +44,8 @@ TIER_FIXTURES: dict[str, tuple[str, ...]] = {
     "mlp_dir": ("export",),
     "torchserve": ("export", "torchserve"),
     "canary_torchserve": ("export", "torchserve"),
+    "byom_store": ("export",),
+    "byom_served": ("export", "torchserve"),
 }
 
 
