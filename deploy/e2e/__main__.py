@@ -275,10 +275,11 @@ def main(argv: list[str] | None = None) -> int:
     plan: list[tuple[str, Callable[[Step], None]]] = [
         ("1 engine + base image", run.engine),
         ("2 build servegate image", run.build_servegate),
+        # The models image packs model_store/*.mar: the export comes first.
+        ("2 export MiniLM (the models image packs it)", run.export),
         ("2 build models image", run.build_models),
         ("2 monitoring images", run.build_monitoring),
-        ("3 export MiniLM", run.export),
-        ("3 docker-compose up (waits on health)", run.up),
+        ("3 docker-compose up (waits for health)", run.up),
         ("4 every service healthy", run.healthy),
         ("4 90/10 split, 1000 requests", run.split),
         ("4 OIP v2 (REST)", run.oip),
@@ -290,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if args.no_build:
         plan = [p for p in plan if not p[0].startswith("2 build")]
+    if args.no_build and args.reuse_archives:
+        log.info("--no-build --reuse-archives: images and archives of an earlier run")
     ok = False
     try:
         for name, action in plan:

@@ -13,6 +13,7 @@ import functools
 import logging
 import re
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -43,10 +44,12 @@ def configured_file_indexes(python: Path) -> list[Path]:
 
 
 def pip_default_index() -> str:
-    """pip's own default index (the Python Package Index)."""
-    from pip._internal.models.index import PyPI
-
-    return str(PyPI.simple_url)
+    """pip's own default index (the Python Package Index). Asked in a child process: importing
+    pip's internals here would import the stdlib's distutils, which then breaks setuptools'
+    (and torch's Inductor, which builds through it) for the rest of the process."""
+    code = "from pip._internal.models.index import PyPI; print(PyPI.simple_url)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return out.stdout.strip()
 
 
 class _Quiet(SimpleHTTPRequestHandler):
