@@ -26,7 +26,7 @@ TORCH_INDEX ?=
 PYTEST_ARGS ?=
 STUBS := gateway/grpc/stubs/__init__.py
 
-.PHONY: help install install-dev protos export serve stop demo test test-fast lint bench bench-overhead bench-gateway bench-grpc
+.PHONY: help install install-dev protos export serve stop demo test test-fast test-deploy lint bench bench-overhead bench-gateway bench-grpc
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -86,6 +86,15 @@ test: install-dev ## run the whole test suite (real TorchServe, real Chromium)
 test-fast: install-dev ## tests needing no TorchServe, export or browser (tests/conftest.py)
 	command -v promtool >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus)
 	$(BIN)/pytest -m "$(FAST)" $(PYTEST_ARGS)
+
+# Not part of `make test` (about 25 min on a cold machine, root, a Docker engine): run by hand,
+# its log kept in deploy/e2e/runs/. E2E_ARGS, e.g. --no-build --reuse-archives --keep.
+E2E_ARGS ?=
+test-deploy: install-dev ## the compose stack for real: build images, up, traffic, kill TorchServe, down
+	@for tool in dockerd docker-compose debootstrap; do command -v $$tool >/dev/null || missing=1; done; \
+	  if [ -n "$$missing" ]; then apt-get update -qq && \
+	    apt-get install -y -qq --no-install-recommends docker.io docker-compose debootstrap; fi
+	$(BIN)/python -m deploy.e2e $(E2E_ARGS)
 
 lint: install-dev ## ruff and mypy
 	$(BIN)/ruff check .

@@ -4,6 +4,7 @@ check-jsonschema package; nothing is downloaded), then the properties the design
 from __future__ import annotations
 
 import json
+import re
 from importlib import resources
 from typing import Any
 
@@ -63,6 +64,31 @@ def test_torchserve_stays_on_the_internal_network(compose: dict[str, Any]) -> No
             assert port.startswith("127.0.0.1:"), f"{port} is published beyond the loopback"
 
 
+def with_defaults(text: str) -> str:
+    """``${VAR:-default}`` as compose reads it with VAR unset."""
+    return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", text)
+
+
+def test_published_ports_default_to_the_documented_ones(compose: dict[str, Any]) -> None:
+    published = {
+        with_defaults(p) for svc in compose["services"].values() for p in svc.get("ports", [])
+    }
+    assert published == {f"127.0.0.1:{n}:{n}" for n in ("8000", "9000", "8001", "9090", "3000")}
+    text = COMPOSE_FILE.read_text()
+    for var in ("SERVEGATE_HTTP_PORT", "SERVEGATE_GRPC_PORT", "SERVEGATE_ADMIN_PORT"):
+        assert f"${{{var}:-" in text
+    # Compose v1.29 (Debian's docker-compose) refuses a top-level `name:`.
+    assert "name" not in compose
+
+
+def test_one_init_per_container(compose: dict[str, Any]) -> None:
+    # The servegate image's entry point is tini: compose's `init: true` would put a second init
+    # above it, and tini then warns at every start that it cannot reap zombies.
+    for name in ("torchserve", "gateway"):
+        assert not compose["services"][name].get("init"), name
+    assert '"tini", "--"' in (ROOT / "deploy/docker/Dockerfile").read_text()
+
+
 def test_no_default_secrets(compose: dict[str, Any]) -> None:
     env = compose["services"]["gateway"]["environment"]
     assert env["SERVEGATE_GATEWAY_ADMIN_TOKEN"].startswith("${SERVEGATE_ADMIN_TOKEN:?")
@@ -78,7 +104,8 @@ def test_gateway_gets_torchserve_keys_config_and_archives(compose: dict[str, Any
     ts, gw = compose["services"]["torchserve"], compose["services"]["gateway"]
     assert "torchserve-state:/var/lib/servegate/torchserve" in ts["volumes"]
     assert "torchserve-state:/var/lib/servegate/torchserve:ro" in gw["volumes"]
-    config_mount = next(v for v in gw["volumes"] if v.endswith(":/etc/servegate:ro"))
+    mounts = [with_defaults(v) for v in gw["volumes"]]
+    config_mount = next(v for v in mounts if v.endswith(":/etc/servegate:ro"))  # by default
     config = ROOT / config_mount.split(":")[0] / "gateway.yaml"
     parsed = parse_config(config.read_bytes(), str(config))
     backend = parsed.backends["torchserve"]
