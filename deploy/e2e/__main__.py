@@ -18,6 +18,7 @@ from pathlib import Path
 from deploy.e2e import checks, engine, failure, mirror, observe
 from deploy.e2e.stack import Ports, Stack
 from deploy.e2e.steps import Step, StepFailed, Steps
+from servegate import pins
 
 log = logging.getLogger("servegate.e2e")
 ROOT = Path(__file__).resolve().parents[2]
@@ -151,7 +152,8 @@ class Run:
     def export(self, s: Step) -> None:
         store = ROOT / "model_store"
         archives = [store / "minilm_torchscript.mar", store / "minilm_onnx.mar"]
-        if self.args.reuse_archives and all(a.is_file() for a in archives):
+        pinned = pins.read(pins.pin_file_for(store)).archives
+        if self.args.reuse_archives and all(a.is_file() and a.name in pinned for a in archives):
             s.notes.append("archives reused")
             return
         argv = [
