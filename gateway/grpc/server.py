@@ -33,15 +33,16 @@ SERVICES = (TORCHSERVE, OIP)
 
 
 class GrpcServer:
-    def __init__(self, gw: Gateway, settings: GatewaySettings, *, shared: bool = False) -> None:
-        """``shared``: several worker processes listen on the port (SO_REUSEPORT); otherwise a
-        port in use fails loudly instead of being shared."""
+    def __init__(self, gw: Gateway, settings: GatewaySettings) -> None:
+        """The port is bound with SO_REUSEPORT: worker processes and a successor gateway
+        listen on it too (gRPC cannot adopt a socket). A fresh primary checks first that
+        nothing listens there (``gateway.listeners.ensure_free``)."""
         limit = settings.max_body_bytes
         self.server: Any = grpc.aio.server(
             options=[
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", -1),
-                ("grpc.so_reuseport", 1 if shared else 0),
+                ("grpc.so_reuseport", 1),
             ]
         )
         inference_pb2_grpc.add_InferenceAPIsServiceServicer_to_server(
@@ -67,7 +68,8 @@ class GrpcServer:
         log.info("gRPC on %s", self.address)
 
     async def stop(self, grace_s: float) -> None:
-        """Report NOT_SERVING, then let calls in flight finish for up to ``grace_s``."""
+        """Stop accepting (the listener closes at once), report NOT_SERVING, send GOAWAY, and
+        let calls in flight (unary and streaming) finish for up to ``grace_s``."""
         if self.started:
             await self.health.enter_graceful_shutdown()
         await self.server.stop(grace_s)
