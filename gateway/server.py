@@ -290,8 +290,8 @@ class GatewayServer:
         for server in self._servers:
             server.drain(drain.deadline)
         self._stop_accepting()
-        if self.grpc is not None:
-            self._stopping.append(asyncio.create_task(self.grpc.stop(grace_s=bound)))
+        if self.grpc is not None and self.grpc.started:
+            self._stopping.append(await self.grpc.begin_stop(grace_s=bound))
         if self.workers is not None:
             deadline = time.monotonic() + bound + WORKERS_MARGIN_S
             self._stopping.append(asyncio.create_task(self.workers.stop(deadline)))
