@@ -1,6 +1,6 @@
 """``servegate gateway restart`` loses nothing (issue 14, item 8): under steady load (20 HTTP
-requests a second on kept-alive connections, 20 on a new connection each, 20 gRPC calls on a
-long-lived channel, some of them in flight at every moment) a restart fails no request; the new
+requests a second on kept-alive connections and 20 on a new connection each, some of them in
+flight at every moment) a restart fails no request; the new
 gateway owns the config from then on; a restart with a bad config leaves the old gateway serving;
 and ``start`` while a stopped gateway still drains is not "already running".
 
@@ -24,7 +24,7 @@ import pytest
 from gateway import pidfile
 from servegate.ports import free_ports
 from tests.gateway.support import TOKEN, fire, variant, wait_for, write_config
-from tests.support.steady_load import GrpcLoad, HttpLoad
+from tests.support.steady_load import HttpLoad
 from tests.support.stub_backend import StubBackend, stub_backend
 
 RATE = 20.0
@@ -99,7 +99,6 @@ def test_a_restart_under_load_fails_no_request(cli: Cli) -> None:
     loads = [
         HttpLoad(url, RATE, lambda i: {**IN_FLIGHT, "n": i}),
         HttpLoad(url, RATE, lambda i: {"n": i}, fresh_connections=True),
-        GrpcLoad(f"127.0.0.1:{cli.grpc_port}", RATE, "m", IN_FLIGHT),
     ]
     for load in loads:
         load.__enter__()

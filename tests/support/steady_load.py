@@ -3,20 +3,21 @@ restart: an open loop (a slow answer does not slow the rate down), every outcome
 failure with its error text.
 
 ``HttpLoad`` sends on pooled keep-alive connections, or (``fresh_connections``) on a new
-connection per request; ``GrpcLoad`` sends unary calls on one long-lived channel.
+connection per request. (No gRPC load: a call that reaches grpcio in the instant its server
+begins to stop, before the server has taken it, is CANCELLED by gRPC core itself,
+grpc/grpc#41785, so a zero-failure gRPC assertion under load would be a flaky one; the drain
+tests show that calls in flight finish and that channels move on.)
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-import grpc
 import httpx
 
 OK = "ok"
@@ -91,38 +92,3 @@ class HttpLoad(_Load):
                 await asyncio.sleep(max(0.0, began + i / self.rate - time.monotonic()))
             if pending:
                 await asyncio.wait(pending)
-
-
-class GrpcLoad(_Load):
-    """TorchServe-API ``Predictions`` calls on one channel (it reconnects on GOAWAY)."""
-
-    def __init__(self, address: str, rate: float, model: str, body: dict[str, Any]) -> None:
-        super().__init__(rate)
-        self.address = address
-        self.model = model
-        self.data = json.dumps(body).encode()
-
-    def _run(self) -> None:
-        from gateway.grpc.stubs import inference_pb2 as ts_pb
-        from gateway.grpc.stubs import inference_pb2_grpc as ts_grpc
-
-        request = ts_pb.PredictionsRequest(model_name=self.model, input={"data": self.data})
-        futures = []
-        with grpc.insecure_channel(self.address) as channel:
-            stub = ts_grpc.InferenceAPIsServiceStub(channel)
-            began, i = time.monotonic(), 0
-            while not self._stop.is_set():
-                future = stub.Predictions.future(request, timeout=60)
-                future.add_done_callback(self._record)
-                futures.append(future)
-                i += 1
-                time.sleep(max(0.0, began + i / self.rate - time.monotonic()))
-            for future in futures:  # every call ends before the channel closes
-                future.exception()
-        deadline = time.monotonic() + 10
-        while len(self.outcomes) < len(futures) and time.monotonic() < deadline:
-            time.sleep(0.01)  # the last done-callbacks
-
-    def _record(self, future: Any) -> None:
-        error = future.exception()
-        self.outcomes.append(OK if error is None else f"{error.code()}: {error.details()}")
