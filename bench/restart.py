@@ -3,8 +3,9 @@
 A real TorchServe serves ``mlp`` (TorchScript); a gateway runs in front of it through the CLI
 (``servegate gateway start``, its state in a temporary ``SERVEGATE_HOME``). An open-loop client
 sends ``--rate`` requests a second for ``--duration`` seconds, half on pooled keep-alive
-connections and half on a new connection each (``Connection: close``); ``--restart-at``
-seconds in, the gateway is restarted, by
+connections and half on a new connection each (``Connection: close``), and ``--grpc-rate``
+TorchServe-API ``Predictions`` calls a second on one gRPC channel; ``--restart-at`` seconds in,
+the gateway is restarted, by
 
     restart      ``servegate gateway restart`` (the new gateway takes the sockets, the old drains)
     stop-start   ``servegate gateway stop`` then ``servegate gateway start`` (the only way before)
@@ -35,6 +36,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
 import httpx
 import yaml
 
@@ -80,6 +82,30 @@ async def steady(url: str, rate: float, seconds: float, fresh: bool, out: Outcom
         await asyncio.gather(*tasks)
 
 
+async def steady_grpc(address: str, rate: float, seconds: float, out: Outcomes) -> None:
+    """The same open loop, as unary gRPC calls on one long-lived channel."""
+    from gateway.grpc.stubs import inference_pb2 as ts_pb
+    from gateway.grpc.stubs import inference_pb2_grpc as ts_grpc
+
+    request = ts_pb.PredictionsRequest(model_name="mlp", input={"data": json.dumps(BODY).encode()})
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = ts_grpc.InferenceAPIsServiceStub(channel)
+
+        async def one() -> None:
+            try:
+                await stub.Predictions(request, timeout=60)
+            except grpc.aio.AioRpcError as exc:
+                out.failures[exc.code().name] += 1
+                return
+            out.ok_at.append(time.monotonic())
+
+        began, tasks = time.monotonic(), []
+        for i in range(int(seconds * rate)):
+            await asyncio.sleep(max(0.0, began + i / rate - time.monotonic()))
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
+
+
 class Cli:
     def __init__(self, home: Path, src: Path | None, config: Path, ports: list[int]) -> None:
         self.home = home
@@ -106,17 +132,21 @@ class Cli:
         return time.monotonic() - began
 
 
-def measure(args: argparse.Namespace, url: str, cli: Cli) -> dict[str, object]:
+def measure(args: argparse.Namespace, url: str, grpc_address: str, cli: Cli) -> dict[str, object]:
     outcomes = {name: Outcomes() for name in CLIENTS}
+    if args.grpc_rate:
+        outcomes["grpc channel"] = Outcomes()
 
     async def main() -> float:
         share = args.rate / len(CLIENTS)
-        load = asyncio.gather(
-            *(
-                steady(url, share, args.duration, name != "keep-alive", outcomes[name])
-                for name in CLIENTS
-            )
-        )
+        clients = [
+            steady(url, share, args.duration, name != "keep-alive", outcomes[name])
+            for name in CLIENTS
+        ]
+        if args.grpc_rate:
+            out = outcomes["grpc channel"]
+            clients.append(steady_grpc(grpc_address, args.grpc_rate, args.duration, out))
+        load = asyncio.gather(*clients)
         await asyncio.sleep(args.restart_at)
         if args.how == "restart":
             took = await asyncio.to_thread(cli, "restart", *cli.args)
@@ -143,7 +173,8 @@ def measure(args: argparse.Namespace, url: str, cli: Cli) -> dict[str, object]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--how", choices=("restart", "stop-start"), default="restart")
-    parser.add_argument("--rate", type=float, default=20.0, help="requests a second, in all")
+    parser.add_argument("--rate", type=float, default=20.0, help="HTTP requests a second, in all")
+    parser.add_argument("--grpc-rate", type=float, default=0.0, help="gRPC calls a second")
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--restart-at", type=float, default=5.0)
     parser.add_argument("--src", type=Path, default=None, help="run the gateway from here")
@@ -167,11 +198,13 @@ def main() -> int:
             cli = Cli(work, args.src, config, ports)
             cli("start", *cli.args)
             try:
-                result = measure(args, f"http://127.0.0.1:{ports[0]}/predictions/mlp", cli)
+                url = f"http://127.0.0.1:{ports[0]}/predictions/mlp"
+                result = measure(args, url, f"127.0.0.1:{ports[2]}", cli)
             finally:
                 cli("stop")
     result["src"] = str(args.src) if args.src else "this checkout"
-    result["rate"], result["duration_s"] = args.rate, args.duration
+    result["rate"], result["grpc_rate"] = args.rate, args.grpc_rate
+    result["duration_s"] = args.duration
     result["environment"] = cpu_environment()
     print(json.dumps(result, indent=2))
     if args.out is not None:
