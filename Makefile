@@ -10,6 +10,17 @@ FORMATS ?= torchscript,aoti,onnx
 OUT ?= model_store
 STORE ?= model_store
 WEIGHTS ?=
+# Bring your own model (docs/export.md): a Lightning checkpoint and what loading it needs,
+# the task of a Hugging Face folder, torch.hub entrypoint kwargs, fast.ai's trust flag.
+CKPT ?=
+ALLOW_GLOBALS ?=
+INIT_KWARGS ?=
+TASK ?=
+HUB_KWARGS ?=
+TRUST_PICKLE ?=
+NAME ?=
+# The extra a model source needs, installed on first use (export time only).
+SOURCE_EXTRA = $(if $(CKPT),lightning,$(if $(filter fastai:%,$(MODEL)),fastai,$(if $(filter hf:%,$(MODEL)),hf)))
 # e.g. https://download.pytorch.org/whl/cpu: torch from that index (CPU-only: no CUDA libraries)
 TORCH_INDEX ?=
 PYTEST_ARGS ?=
@@ -20,6 +31,7 @@ STUBS := gateway/grpc/stubs/__init__.py
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 	@echo "  variables: MODEL=$(MODEL) FORMATS=$(FORMATS) OUT=$(OUT) STORE=$(STORE) WEIGHTS="
+	@echo "             CKPT= ALLOW_GLOBALS= INIT_KWARGS= TASK= HUB_KWARGS= TRUST_PICKLE= NAME="
 	@echo "             TORCH_INDEX=$(TORCH_INDEX) (e.g. https://download.pytorch.org/whl/cpu)"
 
 install: $(VENV)/.installed $(STUBS) ## create .venv with the runtime, generate gRPC stubs (quick when done)
@@ -43,8 +55,16 @@ $(STUBS): $(VENV)/.installed gateway/grpc/codegen.py
 protos: $(VENV)/.installed ## (re)generate gateway/grpc/stubs/ from the .proto files in TorchServe's jar
 	$(BIN)/python -m gateway.grpc.codegen
 
-export: install ## export MODEL to verified archives in OUT (FORMATS=torchscript,aoti,onnx)
-	$(BIN)/servegate export $(MODEL) --formats $(FORMATS) --out $(OUT) $(if $(WEIGHTS),--weights $(WEIGHTS))
+export: install $(if $(SOURCE_EXTRA),$(VENV)/.installed-$(SOURCE_EXTRA)) ## export MODEL to verified archives in OUT (FORMATS=torchscript,aoti,onnx)
+	$(BIN)/servegate export $(MODEL) --formats $(FORMATS) --out $(OUT) $(if $(WEIGHTS),--weights $(WEIGHTS)) \
+	  $(if $(CKPT),--ckpt $(CKPT)) $(foreach g,$(ALLOW_GLOBALS),--allow-global $(g)) \
+	  $(if $(INIT_KWARGS),--init-kwargs '$(INIT_KWARGS)') $(if $(TASK),--task $(TASK)) \
+	  $(if $(HUB_KWARGS),--hub-kwargs '$(HUB_KWARGS)') $(if $(TRUST_PICKLE),--trust-pickle) \
+	  $(if $(NAME),--name $(NAME))
+
+$(VENV)/.installed-hf $(VENV)/.installed-lightning $(VENV)/.installed-fastai: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[$(subst $(VENV)/.installed-,,$@)]'
+	touch $@
 
 serve: install ## start TorchServe on the archives in STORE
 	$(BIN)/servegate serve --store $(STORE)

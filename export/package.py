@@ -1,13 +1,19 @@
 """Build one TorchServe archive per verified format with torch-model-archiver.
 
 Each ``.mar`` holds the servegate handler, the artifact(s), the task's extra files, a
-``model-config.yaml`` and ``servegate.json`` (the manifest with every file's SHA-256).
+``model-config.yaml``, TorchServe's ``MAR-INF/MANIFEST.json`` and ``servegate.json``: the
+manifest with the SHA-256 of every other file. torch-model-archiver lays the files out in a
+directory (its ``no-archive`` format); the manifest is sealed over all of them, and the
+directory is zipped into OUT/NAME.mar, replacing an earlier archive in one rename. The
+archive's own digest is then pinned outside the store (``servegate.pins``).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +24,16 @@ from model_archiver.model_archiver_config import ModelArchiverConfig
 
 from export.spec import OIP_DATATYPE, ModelSpec, TensorSpec
 from handlers import servegate_handler
-from handlers.manifest import Format, Manifest, TensorInfo, sha256_file
+from handlers.manifest import (
+    BYTECODE_DIR,
+    MANIFEST_NAME,
+    Format,
+    Manifest,
+    TensorInfo,
+    archive_files,
+    sha256_file,
+)
+from servegate import pins
 
 ARCHIVE_VERSION = "1.0"
 
@@ -30,6 +45,7 @@ def archive_name(spec: ModelSpec, fmt: str) -> str:
 def build_archive(
     spec: ModelSpec, fmt: Format, artifacts: list[Path], stage: Path, out: Path
 ) -> Path:
+    """Package, seal and pin OUT/NAME_<fmt>.mar; return its path."""
     stage.mkdir(parents=True, exist_ok=True)
     extras = [*artifacts[1:]]
     for name, source in spec.extra_files(stage).items():
@@ -37,34 +53,61 @@ def build_archive(
         if source.resolve() != target.resolve():
             shutil.copyfile(source, target)
         extras.append(target)
+    config_file = stage / "model-config.yaml"
+    config_file.write_text(yaml.safe_dump(_model_config(spec), sort_keys=False))
+    handler = Path(servegate_handler.__file__)
+    laid_out = stage / "laid-out"
+    shutil.rmtree(laid_out, ignore_errors=True)
+    laid_out.mkdir()
+    name = archive_name(spec, fmt)
+    with _private_tempdir(stage / "tmp"):
+        ModelArchiver.generate_model_archive(
+            ModelArchiverConfig(
+                model_name=name,
+                handler=str(handler),
+                version=ARCHIVE_VERSION,
+                serialized_file=str(artifacts[0]),
+                extra_files=",".join(str(p) for p in extras),
+                export_path=str(laid_out),
+                config_file=str(config_file),
+                archive_format="no-archive",
+                force=True,
+            )
+        )
+    files = laid_out / name
     manifest = Manifest(
         model=spec.name,
         format=fmt,
         task=spec.task,
         artifact=artifacts[0].name,
-        sha256={p.name: sha256_file(p) for p in (artifacts[0], *extras)},
+        sha256=seal(files),
         task_config=spec.task_config,
-        inputs=tuple(_info(t) for t in spec.inputs),
-        outputs=tuple(_info(t) for t in spec.outputs),
+        inputs=tuple(tensor_info(t) for t in spec.inputs),
+        outputs=tuple(tensor_info(t) for t in spec.outputs),
     )
-    extras.append(manifest.write(stage))
-    config_file = stage / "model-config.yaml"
-    config_file.write_text(yaml.safe_dump(_model_config(spec), sort_keys=False))
-    handler = Path(servegate_handler.__file__)
-    with _private_tempdir(stage / "tmp"):
-        ModelArchiver.generate_model_archive(
-            ModelArchiverConfig(
-                model_name=archive_name(spec, fmt),
-                handler=str(handler),
-                version=ARCHIVE_VERSION,
-                serialized_file=str(artifacts[0]),
-                extra_files=",".join(str(p) for p in extras),
-                export_path=str(out),
-                config_file=str(config_file),
-                force=True,
-            )
-        )
-    return out / f"{archive_name(spec, fmt)}.mar"
+    manifest.write(files)
+    mar = zip_archive(files, out / f"{name}.mar")
+    shutil.rmtree(laid_out, ignore_errors=True)
+    pins.record(pins.pin_file_for(out), mar, model=spec.name, fmt=fmt)
+    return mar
+
+
+def seal(files: Path) -> dict[str, str]:
+    """The digest of every file of a laid-out archive (the manifest's ``sha256``)."""
+    if (files / BYTECODE_DIR).exists() or (files / MANIFEST_NAME).exists():
+        raise ValueError(f"{files} already holds {BYTECODE_DIR} or {MANIFEST_NAME}")
+    return {name: sha256_file(files / name) for name in archive_files(files)}
+
+
+def zip_archive(files: Path, mar: Path) -> Path:
+    """Zip a laid-out archive into ``mar``, replacing an earlier one in one rename (a reader
+    never sees half an archive)."""
+    partial = mar.with_name(f".{mar.name}.partial")
+    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as z:
+        for name in [*archive_files(files), MANIFEST_NAME]:
+            z.write(files / name, name)
+    os.replace(partial, mar)
+    return mar
 
 
 @contextmanager
@@ -92,7 +135,7 @@ def _model_config(spec: ModelSpec) -> dict[str, int]:
     }
 
 
-def _info(tensor: TensorSpec) -> TensorInfo:
+def tensor_info(tensor: TensorSpec) -> TensorInfo:
     return TensorInfo(
         name=tensor.name,
         datatype=OIP_DATATYPE[tensor.dtype],

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from export.sentences import SENTENCES
-from export.spec import ModelSpec
-from handlers.tasks.text_embedding import configured_tokenizer, encode_texts
+from export.spec import TEXT_TASKS, ModelSpec
+from handlers.tasks.texts import configured_tokenizer, encode_texts
 
 SENTENCE_BATCH = 8
 
@@ -40,7 +40,7 @@ def seeded_example(spec: ModelSpec, sizes: Mapping[str, int]) -> tuple[torch.Ten
 
 def parity_cases(spec: ModelSpec, scratch: Path) -> list[Case]:
     cases = [Case(str(sizes), seeded_example(spec, sizes)) for sizes in spec.check_sizes()]
-    if spec.task == "text_embedding":
+    if spec.task in TEXT_TASKS:
         cases += sentence_cases(spec, scratch)
     return cases
 

@@ -18,9 +18,10 @@ import torch
 from pydantic import ValidationError
 
 from export.declared import run_user_code, verify_declared
-from export.errors import ExportError, FormatFailed
+from export.errors import ExportError, FormatFailed, SpecMismatch
 from export.exporters import EXPORTERS, get_exporter
 from export.failure import strip_ansi, summary
+from export.library_parity import LibraryCheck
 from export.package import archive_name, build_archive
 from export.parity import EagerReference
 from export.parity_inputs import parity_cases, seeded_example
@@ -28,11 +29,14 @@ from export.probe import probe
 from export.progress import step
 from export.registry import resolve
 from export.report import EagerReport, ExportReport, FormatReport
+from export.sources.lightning_load import allowed_globals
+from export.sources.options import SourceOptions
 from export.spec import ModelSpec, ServingConfig
 from export.timing import TimingPlan, latency_ms
 from handlers.manifest import Format, sha256_file
 from handlers.runtimes import load_runtime
 from handlers.runtimes.eager import EagerRuntime
+from servegate import pins
 
 log = logging.getLogger("servegate.export")
 # Every format `--formats` accepts; a request without formats exports the default ones.
@@ -53,10 +57,12 @@ class ExportRequest:
     device: str = "cpu"
     # Overrides of the spec's ServingConfig fields (model-config.yaml), e.g. batch_size.
     serving_overrides: Mapping[str, int] = field(default_factory=dict)
+    # What a model source needs besides MODEL: a Lightning checkpoint, hub kwargs, trust flags.
+    source: SourceOptions = field(default_factory=SourceOptions)
 
 
 def run_export(request: ExportRequest) -> ExportReport:
-    spec = resolve(request.model)
+    spec = resolve(request.model, request.source)
     if request.serving_overrides:
         serving = {**spec.serving.model_dump(), **request.serving_overrides}
         try:
@@ -100,18 +106,26 @@ def _exclusive(work: Path) -> Iterator[None]:
 
 def _run_locked(request: ExportRequest, spec: ModelSpec, work: Path) -> ExportReport:
     with step(f"[{spec.name}] building the eager model and checking the declared tensors"):
-        module = run_user_code("build()", spec.build, request.weights)
+        with allowed_globals(request.source):  # --weights model.ckpt with --allow-global
+            module = run_user_code("build()", spec.build, request.weights)
         eager = EagerRuntime(module, torch.device(request.device))
         verify_declared(spec, eager)
         cases = run_user_code("the parity inputs", parity_cases, spec, work)
         reference = run_user_code("the eager parity reference", EagerReference, cases, eager)
+        library = _library_check(spec, eager, work)
     report = ExportReport.read(work).kept(_archives_in(request.out, spec), request.formats)
     report.model = spec.name
+    report.library = library.library if library else None
     for i, fmt in enumerate(request.formats, 1):
         log.info("[%s] format %d/%d: %s", spec.name, i, len(request.formats), fmt)
         try:
             report.formats[fmt] = _export_format(
-                spec, fmt, module=module, reference=reference, request=request, work=work
+                spec,
+                fmt,
+                module=module,
+                checks=(reference, library),
+                request=request,
+                work=work,
             )
         except FormatFailed as exc:
             log.error("[%s] %s", spec.name, exc)
@@ -129,10 +143,11 @@ def _export_format(
     fmt: Format,
     *,
     module: torch.nn.Module,
-    reference: EagerReference,
+    checks: tuple[EagerReference, LibraryCheck | None],
     request: ExportRequest,
     work: Path,
 ) -> FormatReport:
+    reference, library = checks
     fmt_dir = work / fmt
     shutil.rmtree(fmt_dir, ignore_errors=True)
     artifact_dir = fmt_dir / "artifact"
@@ -152,6 +167,16 @@ def _export_format(
             parity = reference.check(runtime, spec)
     if not parity.ok:
         raise FormatFailed(fmt, "parity", parity.reason or "outputs differ from eager")
+    library_err = None
+    if library is not None:
+        with (
+            _stage(fmt, "library parity", fmt_dir),
+            step(f"[{spec.name}] {fmt}: {library.library}"),
+        ):
+            against = library.check(runtime)
+        if not against.ok:
+            raise FormatFailed(fmt, "library parity", against.reason or "differs from the library")
+        library_err = against.max_abs_err
     with _stage(fmt, "timing", fmt_dir), step(f"[{spec.name}] {fmt}: timing"):
         latency = latency_ms(runtime, spec, request.timing)
     with _stage(fmt, "packaging", fmt_dir), step(f"[{spec.name}] {fmt}: packaging"):
@@ -160,13 +185,37 @@ def _export_format(
         parity_ok=True,
         max_abs_err=parity.max_abs_err,
         min_cosine=parity.min_cosine,
+        library_max_abs_err=library_err,
         latency_ms=latency,
         bytes=sum(p.stat().st_size for p in artifacts),
         sha256=sha256_file(artifacts[0]),
         export_s=round(export_s, 2),
         archive=str(archive),
+        archive_sha256=pins.sha256_of(archive),
         exported_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
+
+
+def _library_check(spec: ModelSpec, eager: EagerRuntime, work: Path) -> LibraryCheck | None:
+    """The library's own answers, checked first against eager: a difference there is in
+    servegate's reading of the model (preprocessing, pooling), not in any export."""
+    if spec.library_reference is None:
+        return None
+    reference = run_user_code("the library's reference predictions", spec.library_reference)
+    library = LibraryCheck(spec, reference, work / "library")
+    against = library.check(eager)
+    if not against.ok:
+        raise SpecMismatch(
+            f"the eager model behind servegate's {spec.task} decoding differs from "
+            f"{library.library}: {against.reason}"
+        )
+    log.info(
+        "[%s] eager behind the worker's decoding matches %s (max abs error %.2e)",
+        spec.name,
+        library.library,
+        against.max_abs_err,
+    )
+    return library
 
 
 @contextmanager
@@ -202,6 +251,7 @@ def _drop_stale_archive(path: Path) -> None:
     if path.exists():
         path.unlink()
         log.warning("removed %s from an earlier export: this format no longer verifies", path)
+    pins.forget(pins.pin_file_for(path.parent), path.name)
 
 
 __all__ = ["DEFAULT_FORMATS", "EXPORTERS", "FORMATS", "ExportRequest", "run_export"]

@@ -1,5 +1,7 @@
-"""Resolve ``MODEL=``: a built-in name, a spec file (``path.py`` or ``path.py:attr``) or
-``package.module:attr``."""
+"""Resolve ``MODEL=``: a built-in name, a source prefix (``hf:``, ``hub:``, ``fastai:``, see
+``export.sources``), a spec file (``path.py`` or ``path.py:attr``) or ``package.module:attr``.
+The attribute is a ``ModelSpec``, or a LightningModule class (or ``lightning_spec``) read with
+``--ckpt``."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ from pathlib import Path
 
 from export.errors import SpecCodeError, SpecError, UnknownModel
 from export.failure import user_trace
+from export.sources import PREFIXES, source_for
+from export.sources.options import SourceOptions
 from export.spec import ModelSpec
 
 BUILTINS = {
@@ -23,18 +27,41 @@ BUILTINS = {
 DEFAULT_ATTR = "SPEC"
 
 
-def resolve(model: str) -> ModelSpec:
+def resolve(model: str, options: SourceOptions | None = None) -> ModelSpec:
+    options = options or SourceOptions()
+    source = source_for(model)
+    if source is not None:
+        read, target = source
+        return read(target, options)
     if model in BUILTINS:
-        return _attr(importlib.import_module(BUILTINS[model]), DEFAULT_ATTR, model)
+        return _as_spec(importlib.import_module(BUILTINS[model]), DEFAULT_ATTR, model, options)
     target, _, attr = model.partition(":")
     if target.endswith(".py"):
-        return _attr(_import_file(Path(target)), attr or DEFAULT_ATTR, model)
+        return _as_spec(_import_file(Path(target)), attr or DEFAULT_ATTR, model, options)
     if attr:
-        return _attr(_import_module(target), attr, model)
+        return _as_spec(_import_module(target), attr, model, options)
     raise UnknownModel(
         f"unknown model {model!r}. Built-in models: {', '.join(sorted(BUILTINS))}; "
-        "or give a spec as path/to/spec.py[:ATTR] or package.module:ATTR"
+        "or give a spec as path/to/spec.py[:ATTR] or package.module:ATTR, "
+        f"or a source: {', '.join(f'{p}:...' for p in PREFIXES)} (see docs/export.md)"
     )
+
+
+def _as_spec(module: object, attr: str, model: str, options: SourceOptions) -> ModelSpec:
+    from export.sources import lightning_detect
+
+    value = getattr(module, attr, None)
+    if lightning_detect.is_lightning(value):
+        from export.sources.lightning import spec_from_module
+
+        return spec_from_module(value, options, model)
+    if options.ckpt is not None:
+        raise SpecError(
+            f"{model}: --ckpt (CKPT=) reads a LightningModule class or lightning_spec(...), "
+            f"found {type(value).__name__}; with a ModelSpec pass the checkpoint as "
+            "--weights (WEIGHTS=): its state_dict is loaded"
+        )
+    return _attr(module, attr, model)
 
 
 def _import_module(target: str) -> object:

@@ -22,11 +22,13 @@ class FormatReport(BaseModel):
     parity_ok: bool = False
     max_abs_err: float | None = None
     min_cosine: float | None = None  # quantised formats: their parity measure
+    library_max_abs_err: float | None = None  # against the model's own library (BYOM)
     latency_ms: dict[str, float] = Field(default_factory=dict)
     bytes: int = 0
     sha256: str = ""
     export_s: float = 0.0
     archive: str | None = None
+    archive_sha256: str = ""  # the archive's pin (servegate.pins)
     error: str | None = None
     exported_at: str | None = None  # UTC, ISO 8601: entries of earlier runs stay in the report
 
@@ -43,6 +45,7 @@ class ExportReport(BaseModel):
     model: str
     formats: dict[str, FormatReport] = Field(default_factory=dict)
     eager: EagerReport = EagerReport()
+    library: str | None = None  # the library the served answers were checked against
 
     @property
     def failed(self) -> dict[str, str]:
@@ -64,7 +67,7 @@ class ExportReport(BaseModel):
             for fmt, entry in self.formats.items()
             if fmt not in again and entry.parity_ok and fmt in archives
         }
-        return ExportReport(model=self.model, formats=formats)
+        return ExportReport(model=self.model, formats=formats, library=self.library)
 
     def write(self, directory: Path) -> Path:
         path = directory / REPORT_NAME
@@ -93,6 +96,13 @@ class ExportReport(BaseModel):
             "  ".join(str(c).rjust(w) for c, w in zip(row, widths, strict=True))
             for row in (head, *rows)
         ]
+        if self.library:
+            errs = ", ".join(
+                f"{fmt} {r.library_max_abs_err:.2e}"
+                for fmt, r in self.formats.items()
+                if r.library_max_abs_err is not None
+            )
+            lines.append(f"served answers against {self.library}: max abs error {errs or '-'}")
         return "\n".join(lines)
 
 

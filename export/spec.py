@@ -13,7 +13,11 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Task = Literal["text_embedding", "image_classification", "tensor"]
+from export.library_reference import LibraryReference
+
+Task = Literal["text_embedding", "text_classification", "image_classification", "tensor"]
+# Tasks whose requests are texts, tokenised in the worker (``handlers.tasks.texts``).
+TEXT_TASKS = ("text_embedding", "text_classification")
 DType = Literal["float32", "float16", "bfloat16", "int64", "int32", "bool"]
 
 OIP_DATATYPE = {
@@ -115,6 +119,10 @@ class ModelSpec(BaseModel):
     transformer: TransformerInfo | None = None
     timing_sizes: dict[str, int] = Field(
         default_factory=dict, description="sizes of non-batch dynamic axes when timing"
+    )
+    library_reference: Callable[[], LibraryReference] | None = Field(
+        default=None,
+        description="the model's own library's answers on real request bodies (BYOM sources)",
     )
 
     @model_validator(mode="after")

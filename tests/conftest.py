@@ -19,7 +19,6 @@ cannot slip into the fast tier by forgetting its mark.
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +32,7 @@ from export.timing import TimingPlan
 from servegate.ports import free_ports
 from servegate.torchserve.process import TorchServe
 from servegate.torchserve.settings import Ports, TorchServeSettings
+from tests.support.archives import copy_archives
 from tests.support.tsclient import TorchServeClient
 
 __all__ = ["free_ports", "fresh_ports", "serving"]
@@ -44,6 +44,8 @@ TIER_FIXTURES: dict[str, tuple[str, ...]] = {
     "mlp_dir": ("export",),
     "torchserve": ("export", "torchserve"),
     "canary_torchserve": ("export", "torchserve"),
+    "byom_store": ("export",),
+    "byom_served": ("export", "torchserve"),
 }
 
 
@@ -134,7 +136,5 @@ def serving(store: Path, workdir: Path) -> Iterator[TorchServeClient]:
 def scratch_store(tmp_path: Path, model_store: Path) -> Path:
     """A private copy of the session store that a test may modify."""
     store = tmp_path / "store"
-    store.mkdir()
-    for mar in model_store.glob("*.mar"):
-        shutil.copy2(mar, store / mar.name)
+    copy_archives(model_store, store)
     return store

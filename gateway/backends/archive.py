@@ -2,9 +2,9 @@
 OIP v2 signature.
 
 Text models: the manifest lists the tokenised tensors the runtime takes, but clients send text.
-The public signature of a ``text_embedding`` model is therefore one ``BYTES`` input named
-``text`` of shape ``[-1]`` (one string per element), with the manifest's outputs. For every other
-task the manifest's inputs are the public ones.
+The public signature of a text model (``text_embedding``, ``text_classification``) is therefore
+one ``BYTES`` input named ``text`` of shape ``[-1]`` (one string per element), with the
+manifest's outputs. For every other task the manifest's inputs are the public ones.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from gateway.backends.base import ModelSignature, TensorSpec
 
 MANIFEST_NAME = "servegate.json"
 TEXT_INPUT = TensorSpec("text", "BYTES", (-1,))
+TEXT_TASKS = ("text_embedding", "text_classification")
 
 
 def read_signature(mar: Path) -> ModelSignature:
@@ -32,7 +33,7 @@ def _cached(path: str, mtime_ns: int, size: int) -> ModelSignature:
         manifest: dict[str, Any] = json.loads(archive.read(MANIFEST_NAME))
     task = str(manifest["task"])
     outputs = tuple(_spec(t) for t in manifest["outputs"])
-    if task == "text_embedding":
+    if task in TEXT_TASKS:
         return ModelSignature(task, (TEXT_INPUT,), outputs)
     return ModelSignature(task, tuple(_spec(t) for t in manifest["inputs"]), outputs)
 

@@ -62,6 +62,10 @@ def make_codec(manifest: Manifest, model_dir: Path) -> TaskCodec:
         from handlers.tasks.text_embedding import TextEmbeddingCodec
 
         return TextEmbeddingCodec(manifest, model_dir)
+    if manifest.task == "text_classification":
+        from handlers.tasks.text_classification import TextClassificationCodec
+
+        return TextClassificationCodec(manifest, model_dir)
     if manifest.task == "image_classification":
         from handlers.tasks.image_classification import ImageClassificationCodec
 

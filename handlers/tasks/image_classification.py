@@ -3,8 +3,9 @@
 Native body: the raw image bytes (answer: one top-k list), or ``{"inputs": ["<base64>", ...]}``
 (answer: a top-k list per image). OIP v2: one ``BYTES`` input of base64-encoded images;
 outputs ``label`` (BYTES) and ``probability`` (FP32), both ``[n, k]``.
-Preprocessing is the standard ImageNet evaluation transform: resize the short side, centre
-crop, scale to [0, 1], normalise by the channel mean and std.
+Preprocessing: resize per the archive's ``resize_mode`` (``handlers.tasks.image_resize``: by
+default the ImageNet evaluation transform, short side then centre crop), scale to [0, 1],
+normalise by the channel mean and std.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import json
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,14 +20,15 @@ from typing import Any
 
 import torch
 from PIL import Image, UnidentifiedImageError
-from torchvision.transforms import InterpolationMode
 from torchvision.transforms import functional as F
 
 from handlers.errors import BadRequest
 from handlers.manifest import Manifest
-from handlers.oip import OipTensor, tensor_out
+from handlers.oip import OipTensor
 from handlers.tasks.base import TaskCodec
 from handlers.tasks.body import json_object, native_inputs
+from handlers.tasks.image_resize import Resizer
+from handlers.tasks.labels import TopK
 
 
 class ImageClassificationCodec(TaskCodec):
@@ -39,10 +40,8 @@ class ImageClassificationCodec(TaskCodec):
     def __init__(self, manifest: Manifest, model_dir: Path) -> None:
         super().__init__(manifest, model_dir)
         config = manifest.task_config
-        self.labels: list[str] = json.loads((model_dir / config["labels"]).read_text())
-        self.top_k = min(int(config.get("top_k", 5)), len(self.labels))
-        self.resize = int(config.get("resize", 256))
-        self.crop = int(config.get("crop", 224))
+        self.top_k = TopK(model_dir / config["labels"], int(config.get("top_k", 5)))
+        self.resizer = Resizer(config)
         self.mean = [float(v) for v in config.get("mean", (0.485, 0.456, 0.406))]
         self.std = [float(v) for v in config.get("std", (0.229, 0.224, 0.225))]
         self.max_pixels = int(config.get("max_pixels", 40_000_000))
@@ -85,38 +84,19 @@ class ImageClassificationCodec(TaskCodec):
                 image = opened.convert("RGB")
         except (UnidentifiedImageError, OSError, Image.DecompressionBombWarning) as exc:
             raise BadRequest(f"could not decode image: {type(exc).__name__}") from None
-        image = F.resize(image, [self.resize], interpolation=InterpolationMode.BILINEAR)
-        image = F.center_crop(image, [self.crop])
+        image = self.resizer(image)
         tensor = F.convert_image_dtype(F.pil_to_tensor(image), torch.float32)
         normalized: torch.Tensor = F.normalize(tensor, mean=self.mean, std=self.std)
         return normalized
 
     def example_rows(self) -> list[Any]:
-        return [torch.zeros(3, self.crop, self.crop)] * 2
+        return [torch.zeros(3, self.resizer.height, self.resizer.width)] * 2
 
     def collate(self, rows: Sequence[Any]) -> list[torch.Tensor]:
         return [torch.stack(list(rows))]
 
-    def _top_k(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        probs = torch.softmax(logits.float(), dim=-1)
-        return probs.topk(self.top_k, dim=-1)
-
     def encode_native(self, out: torch.Tensor, single: bool) -> Any:
-        values, indices = self._top_k(out)
-        answers = [
-            [
-                {"label": self.labels[i], "probability": p}
-                for p, i in zip(row_p.tolist(), row_i.tolist(), strict=True)
-            ]
-            for row_p, row_i in zip(values, indices, strict=True)
-        ]
-        return answers[0] if single else answers
+        return self.top_k.native(out, single)
 
     def encode_oip(self, out: torch.Tensor) -> list[dict[str, Any]]:
-        values, indices = self._top_k(out)
-        labels = [self.labels[i] for i in indices.flatten().tolist()]
-        shape = list(values.shape)
-        return [
-            tensor_out("label", "BYTES", shape, labels),
-            tensor_out("probability", "FP32", shape, values.flatten().tolist()),
-        ]
+        return self.top_k.oip(out)

@@ -30,6 +30,10 @@ models:
   built-in: {", ".join(BUILTIN_MODELS)}
   your own: path/to/spec.py (attribute SPEC), path/to/spec.py:ATTR or package.module:ATTR
             (module paths are relative to the current directory); see docs/export.md
+  Lightning: path/module.py:MyModule --ckpt model.ckpt (or a lightning_spec(...) attribute)
+  Hugging Face: hf:path/to/dir [--task text_embedding|text_classification|image_classification]
+  torch.hub: hub:path/to/repo:entrypoint [--hub-kwargs '{{"pretrained": true}}'] (local only)
+  fast.ai: fastai:path/to/export.pkl --trust-pickle (unpickling runs the file's code)
 
 formats: {", ".join(FORMATS)} (onnx_int8 only on request)
 
@@ -78,6 +82,7 @@ def register(sub: Any) -> None:
         default=None,
         help="safetensors file or weights-only state dict (default: the model's own weights)",
     )
+    _source_arguments(p)
     p.add_argument(
         "--timing-budget",
         type=float,
@@ -98,6 +103,70 @@ def register(sub: Any) -> None:
         help="TorchServe maxBatchDelay in ms (default: the spec's)",
     )
     p.set_defaults(run=run)
+
+
+def _source_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model sources (docs/export.md, 'Bring your own model')")
+    g.add_argument("--ckpt", type=Path, help="Lightning checkpoint for a LightningModule class")
+    g.add_argument(
+        "--init-kwargs",
+        type=_json_object,
+        default={},
+        help="JSON object of LightningModule __init__ arguments the checkpoint does not hold",
+    )
+    g.add_argument(
+        "--allow-global",
+        action="append",
+        default=[],
+        metavar="PKG.MOD.NAME",
+        help="a class weights-only loading may build from the checkpoint (repeatable)",
+    )
+    g.add_argument(
+        "--hub-kwargs", type=_json_object, default={}, help="JSON object for the hub entrypoint"
+    )
+    g.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="allow unpickling the model file (fast.ai): it runs code from the file",
+    )
+    g.add_argument(
+        "--task",
+        choices=("text_embedding", "text_classification", "image_classification", "tensor"),
+        help="the task to serve (default: what the source says)",
+    )
+    g.add_argument("--name", help="archive name (default: from the source)")
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object, e.g. '{\"pretrained\": true}'")
+    return value
+
+
+def _source_options(args: argparse.Namespace) -> Any:
+    from pydantic import ValidationError
+
+    from export.errors import ExportError
+    from export.sources.options import SourceOptions
+
+    try:
+        return SourceOptions(
+            ckpt=args.ckpt,
+            init_kwargs=args.init_kwargs,
+            allow_globals=tuple(args.allow_global),
+            hub_kwargs=args.hub_kwargs,
+            trust_pickle=args.trust_pickle,
+            task=args.task,
+            name=args.name,
+        )
+    except ValidationError as exc:
+        raise ExportError(f"invalid option: {exc.errors()[0]['msg']}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -121,8 +190,16 @@ def run(args: argparse.Namespace) -> int:
         )
         if value is not None
     }
+    from export.errors import ExportError
+
+    try:
+        source = _source_options(args)
+    except ExportError as exc:
+        log.error("%s", exc)
+        return exc.exit_code
     request = ExportRequest(
         model=args.model,
+        source=source,
         out=args.out,
         formats=formats,  # type: ignore[arg-type]
         weights=args.weights,

@@ -37,6 +37,14 @@ def register(sub: Any) -> None:
         default=home.project_dir() / home.STATE / "torchserve",
         help="TorchServe's working directory: config, keys, logs (default: %(default)s)",
     )
+    serve.add_argument(
+        "--pins",
+        type=Path,
+        default=None,
+        help="the pin file `servegate export` wrote: each archive's SHA-256, kept outside the "
+        "store (default: beside the store, STORE.pins.json); an archive without a matching "
+        "pin is refused",
+    )
     serve.add_argument("--models", default="", help="comma-separated archive names (default: all)")
     serve.add_argument(
         "--host",
@@ -99,6 +107,7 @@ def settings_from(args: argparse.Namespace) -> TorchServeSettings:
     return TorchServeSettings(
         store=args.store,
         workdir=args.workdir,
+        pins=args.pins,
         models=models,
         host=args.host,
         ports=ports,

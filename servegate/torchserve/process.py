@@ -1,8 +1,9 @@
 """Start, wait for and stop one TorchServe instance.
 
 Each instance has its own working directory: ``config.properties``, ``key_file.json``,
-``logs/`` and ``tmp/`` (TorchServe's PID file and worker sockets live in TMPDIR, so two
-instances with different working directories never see each other).
+``store/`` (the checked copies of the pinned archives it serves), ``logs/`` and ``tmp/``
+(TorchServe's PID file and worker sockets live in TMPDIR, so two instances with different
+working directories never see each other).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from pathlib import Path
 import httpx
 import psutil
 
+from servegate import pins
+from servegate.pins import PinError
 from servegate.torchserve.keys import KeyFile
 from servegate.torchserve.settings import TorchServeSettings
 
@@ -70,6 +73,10 @@ class TorchServe:
             s.logdir.rename(previous)
         for d in (s.workdir, s.tmpdir, s.logdir):
             d.mkdir(parents=True, exist_ok=True)
+        try:
+            pins.stage(s.store, archives, s.pin_file, s.staged_store)
+        except (PinError, OSError) as exc:
+            raise ServeError(f"refusing to serve: {exc}") from None
         s.key_file.unlink(missing_ok=True)
         s.config_file.write_text(s.properties())
         cmd = [
@@ -78,7 +85,7 @@ class TorchServe:
             "--ts-config",
             str(s.config_file.resolve()),
             "--model-store",
-            str(s.store.resolve()),
+            str(s.staged_store.resolve()),
             "--ncs",  # no config snapshots: the config file is the only source of truth
         ]
         with (s.logdir / "console.log").open("ab") as console:

@@ -1,8 +1,9 @@
 """TorchServe instance settings, rendered into its ``config.properties``.
 
 Hardening beyond TorchServe's defaults: every port on loopback, token authorization on,
-model register/delete API off, ``allowed_urls`` limited to the local model store, and
-Prometheus-format metrics.
+model register/delete API off, and Prometheus-format metrics. TorchServe's model store is not
+the user's store but ``staged_store``: the pinned archives copied and checked by
+``servegate.pins`` into the instance's working directory, and ``allowed_urls`` is limited to it.
 
 In a container ``host`` is ``0.0.0.0`` (inference, metrics and gRPC inference must be reachable
 from the gateway's container or pod; the compose network or the NetworkPolicy fences them), while
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from servegate.pins import pin_file_for
 from servegate.ports import free_ports
 
 
@@ -43,6 +45,7 @@ class TorchServeSettings(BaseModel):
 
     store: Path
     workdir: Path
+    pins: Path | None = Field(default=None, description="pin file; None: beside the store")
     models: tuple[str, ...] = Field(default=(), description="archive names; empty: every .mar")
     host: str = "127.0.0.1"
     management_host: str = "127.0.0.1"
@@ -59,6 +62,15 @@ class TorchServeSettings(BaseModel):
     @property
     def key_file(self) -> Path:
         return self.workdir / "key_file.json"
+
+    @property
+    def pin_file(self) -> Path:
+        return self.pins if self.pins is not None else pin_file_for(self.store)
+
+    @property
+    def staged_store(self) -> Path:
+        """Where the checked copies of the archives are; TorchServe's model store."""
+        return self.workdir / "store"
 
     @property
     def tmpdir(self) -> Path:
@@ -83,7 +95,7 @@ class TorchServeSettings(BaseModel):
         return sorted(p.stem for p in self.store.glob("*.mar"))
 
     def properties(self) -> str:
-        store = self.store.resolve()
+        store = self.staged_store.resolve()
         lines = {
             "inference_address": self.url("inference"),
             "management_address": self.url("management"),

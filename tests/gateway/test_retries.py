@@ -5,7 +5,6 @@ never a 4xx or an answer the upstream began; 507 is answered 503; retries counte
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from tests.conftest import free_ports, serving
 from tests.gateway.canary.support import faulty_archive
 from tests.gateway.grpc.support import torchserve_stub
 from tests.gateway.support import MLP_ROW, fire, run_gateway, ts_backend, variant, write_config
+from tests.support.archives import copy_archives
 from tests.support.stub_backend import stub_backend
 
 DIED = b'{"code": 500, "type": "InternalServerException", "message": "Worker died."}'
@@ -62,8 +62,7 @@ def test_a_request_whose_worker_died_is_retried_on_another_variant(
     tmp_path: Path, model_store: Path
 ) -> None:
     store = tmp_path / "store"
-    store.mkdir()
-    shutil.copy2(model_store / "mlp_torchscript.mar", store)
+    copy_archives(model_store, store, "mlp_torchscript.mar")
     faulty_archive(model_store / "mlp_torchscript.mar", store, "mlp_fragile", {"die_on": "die"})
     with serving(store, tmp_path / "ts") as ts:
         route = {
@@ -92,8 +91,7 @@ def test_torchserves_507_is_retried_elsewhere_and_is_503_with_nowhere_else_to_go
     tmp_path: Path, model_store: Path
 ) -> None:
     store = tmp_path / "store"
-    store.mkdir()
-    shutil.copy2(model_store / "mlp_torchscript.mar", store)
+    copy_archives(model_store, store, "mlp_torchscript.mar")
     faulty_archive(model_store / "mlp_torchscript.mar", store, "mlp_oom", {"oom_on": "oom"})
     body = {"inputs": [MLP_ROW], "note": "oom"}
     with serving(store, tmp_path / "ts") as ts:

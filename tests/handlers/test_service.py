@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -88,21 +91,92 @@ def test_oip_error_uses_the_oip_error_shape(mlp_dir: Path) -> None:
     assert answer == {"error": "this model takes exactly one numeric input tensor"}
 
 
-def test_tampered_artifact_is_refused(
-    mlp_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    tampered = tmp_path / "model"
-    tampered.mkdir()
-    for item in mlp_dir.iterdir():
-        if item.is_file():
-            (tampered / item.name).write_bytes(item.read_bytes())
-    artifact = tampered / "model.torchscript.pt"
-    data = bytearray(artifact.read_bytes())
+def flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
-    artifact.write_bytes(bytes(data))
-    with pytest.raises(IntegrityError, match=r"model\.torchscript\.pt failed its SHA-256 check"):
-        ModelService.load(tampered, torch.device("cpu"))
-    assert "refusing to load model.torchscript.pt: SHA-256 mismatch" in caplog.text
+    path.write_bytes(bytes(data))
+
+
+def edit_manifest(model_dir: Path, edit: Callable[[dict[str, Any]], None]) -> None:
+    manifest = json.loads((model_dir / "servegate.json").read_text())
+    edit(manifest)
+    (model_dir / "servegate.json").write_text(json.dumps(manifest))
+
+
+def add_to_handler(model_dir: Path) -> None:
+    handler = model_dir / "servegate_handler.py"
+    handler.write_text(handler.read_text() + "\nimport os\nos.system('touch /tmp/pwned')\n")
+
+
+# What the worker refuses in an extracted archive, and the reason it gives. The worker's check
+# covers corruption and a careless edit; an attacker who rewrites the manifest too is stopped
+# before TorchServe by the archive's pin (tests/integration/test_serve_cli.py).
+TAMPERING: dict[str, tuple[Callable[[Path], None], str]] = {
+    "artifact changed": (
+        lambda d: flip_a_byte(d / "model.torchscript.pt"),
+        r"model\.torchscript\.pt failed its SHA-256 check",
+    ),
+    "handler changed": (add_to_handler, r"servegate_handler\.py failed its SHA-256 check"),
+    "model config changed": (
+        lambda d: (d / "model-config.yaml").write_text("batchSize: 64\n"),
+        r"model-config\.yaml failed its SHA-256 check",
+    ),
+    "TorchServe manifest changed": (
+        lambda d: flip_a_byte(d / "MAR-INF" / "MANIFEST.json"),
+        r"MAR-INF/MANIFEST\.json failed its SHA-256 check",
+    ),
+    "file added": (
+        lambda d: (d / "sitecustomize.py").write_text("import os\n"),
+        r"files not covered by the manifest: sitecustomize\.py",
+    ),
+    "entry deleted": (
+        lambda d: edit_manifest(d, lambda m: m["sha256"].pop("servegate_handler.py")),
+        r"files not covered by the manifest: servegate_handler\.py",
+    ),
+    "file removed": (
+        lambda d: (d / "model-config.yaml").unlink(),
+        r"files listed in the manifest are missing: model-config\.yaml",
+    ),
+    "absolute path": (
+        lambda d: edit_manifest(d, lambda m: m["sha256"].update({"/etc/passwd": "0" * 64})),
+        r"servegate\.json is not a valid manifest: .*'/etc/passwd' is an absolute path",
+    ),
+    "path outside": (
+        lambda d: edit_manifest(d, lambda m: m["sha256"].update({"../x.py": "0" * 64})),
+        r"'\.\./x\.py' leaves the archive",
+    ),
+    "artifact not covered": (
+        lambda d: edit_manifest(d, lambda m: m.update({"artifact": "other.pt"})),
+        r"the manifest does not cover its artifact other\.pt",
+    ),
+    "manifest missing": (
+        lambda d: (d / "servegate.json").unlink(),
+        r"the archive has no servegate\.json",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(TAMPERING))
+def test_an_archive_that_differs_from_its_manifest_is_refused(
+    case: str, mlp_dir: Path, tmp_path: Path
+) -> None:
+    tamper, reason = TAMPERING[case]
+    model_dir = tmp_path / "model"
+    shutil.copytree(mlp_dir, model_dir)
+    tamper(model_dir)
+    with pytest.raises(IntegrityError, match=reason):
+        ModelService.load(model_dir, torch.device("cpu"))
+
+
+def test_the_manifest_covers_every_file_of_the_archive(mlp_dir: Path) -> None:
+    manifest = json.loads((mlp_dir / "servegate.json").read_text())
+    every_file = {
+        p.relative_to(mlp_dir).as_posix()
+        for p in mlp_dir.rglob("*")
+        if p.is_file() and p.name != "servegate.json"
+    }
+    assert set(manifest["sha256"]) == every_file
+    assert {"servegate_handler.py", "model-config.yaml", "MAR-INF/MANIFEST.json"} <= every_file
 
 
 def test_empty_and_form_bodies_are_refused_naming_what_is_accepted(mlp_dir: Path) -> None:

@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import threading
 import time
-import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,13 +17,11 @@ from typing import Any
 
 import httpx
 import yaml
-from model_archiver.model_archiver import ModelArchiver
-from model_archiver.model_archiver_config import ModelArchiverConfig
 
-from export.package import _private_tempdir
 from tests.conftest import free_ports
 from tests.gateway.support import MLP_ROW, RunningGateway
 from tests.support import faulty_handler
+from tests.support.archives import repackage
 
 # Small batches with a short wait: a slow canary still answers ~40 req/s, a fast one at once.
 TEST_SERVING = {
@@ -44,33 +41,15 @@ def faulty_archive(
     serving: dict[str, Any] | None = None,
 ) -> Path:
     """Repackage ``source`` (a servegate .mar) as ``name`` with ``faults`` injected
-    (``serving`` overrides entries of ``TEST_SERVING``)."""
-    stage = out / f"stage-{name}"
-    shutil.rmtree(stage, ignore_errors=True)
-    with zipfile.ZipFile(source) as mar:
-        mar.extractall(stage)
-    manifest = json.loads((stage / "servegate.json").read_text())
-    artifact = stage / manifest["artifact"]
-    extras = [stage / f for f in manifest["sha256"] if f != manifest["artifact"]]
-    (stage / "faults.json").write_text(json.dumps(faults))
-    extras += [stage / "servegate.json", stage / "faults.json"]
-    config = stage / "test-model-config.yaml"
-    config.write_text(yaml.safe_dump({**TEST_SERVING, **(serving or {})}))
-    with _private_tempdir(out / f"tmp-{name}"):
-        ModelArchiver.generate_model_archive(
-            ModelArchiverConfig(
-                model_name=name,
-                handler=faulty_handler.__file__,
-                version="1.0",
-                serialized_file=str(artifact),
-                extra_files=",".join(str(p) for p in extras),
-                export_path=str(out),
-                config_file=str(config),
-                force=True,
-            )
-        )
-    shutil.rmtree(stage)
-    return out / f"{name}.mar"
+    (``serving`` overrides entries of ``TEST_SERVING``), sealed and pinned like an export."""
+    return repackage(
+        source,
+        out,
+        name,
+        handler=Path(faulty_handler.__file__),
+        extra={"faults.json": json.dumps(faults)},
+        model_config=yaml.safe_dump({**TEST_SERVING, **(serving or {})}),
+    )
 
 
 class Traffic:
