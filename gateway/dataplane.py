@@ -72,10 +72,19 @@ async def infer(
     pinned = facts.pinned_variant is not None or facts.version is not None
     call = _Call(gw, table, route_name, route, payload, protocol, deadline, pinned)
     gw.retry_budget.requests += 1
+    gw.requests.started += 1
     try:
         variant, response = await call.serve(variant)
         if served is not None:
             served.set_result(response)
+    except asyncio.CancelledError:
+        gw.requests.abandoned += 1
+        raise
+    except BaseException:
+        gw.requests.answered += 1  # an error answer
+        raise
+    else:
+        gw.requests.answered += 1
     finally:
         gw.retry_budget.requests -= 1
         if served is not None and not served.done():

@@ -21,7 +21,8 @@ GatewayError                     500, base of everything below
     ├── VersionConflict          ``If-Match`` names a stale config version (412)
     ├── ConfigReadOnly           the config file cannot be written here (409)
     ├── ConfigFileRejected       the file on disk holds an edit the gateway rejected (409)
-    └── AnalysisRunning          a canary analysis owns the weights or refuses the action (409)
+    ├── AnalysisRunning          a canary analysis owns the weights or refuses the action (409)
+    └── Draining                 this process is shutting down and writes nothing more (503)
 """
 
 from __future__ import annotations
@@ -138,3 +139,11 @@ class AnalysisRunning(AdminError):
 
     status = 409
     kind = "Conflict"
+
+
+class Draining(AdminError):
+    """The process is draining (stopped, or replaced by a successor that owns the config now):
+    a change sent again on a new connection reaches the gateway that serves."""
+
+    status = 503
+    kind = "ServiceUnavailable"

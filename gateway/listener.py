@@ -9,6 +9,10 @@ downstream connection limit), which uvicorn does not have:
   checked while the head arrives, so a megabyte of headers is never buffered;
 - at most ``max_connections`` open connections per listener: one more is closed at accept.
 
+When the gateway drains (``gateway.drain``) every answer says ``Connection: close``, and an idle
+kept-alive connection is not closed under a request that may already be on its way: it stays
+open until its next request, answered, or its keep-alive timeout.
+
 uvicorn's own knobs do not cover these: ``timeout_keep_alive`` only bounds the idle time between
 requests, ``h11_max_incomplete_event_size`` exists for h11 only (the gateway runs httptools for
 its speed), and ``limit_concurrency`` answers 503 to requests rather than shedding connections.
@@ -57,6 +61,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_error: _HeadTooLarge | None = None
         self._refusing = False
+        self._draining = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if len(self.connections) >= self.limits.max_connections:
@@ -66,6 +71,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         super().connection_made(transport)  # type: ignore[arg-type]
         self._arm_head_timer()
+        self._draining = getattr(self.server_state, "draining", False)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
@@ -117,6 +123,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._cancel_head_timer()
         super().on_headers_complete()
+        if self._draining and self.cycle is not None:
+            self.cycle.keep_alive = False  # answered, then closed
+
+    def shutdown(self) -> None:
+        """The server drains: the last request known on this connection (the one in progress,
+        or the last one pipelined behind it) is answered with ``Connection: close``. Unlike
+        uvicorn's own shutdown, an idle connection is left open: closing it could reset a
+        request the client is sending on it right now."""
+        self._draining = True
+        last = self.pipeline[0][0] if self.pipeline else self.cycle
+        if last is not None and not last.response_complete:
+            last.keep_alive = False
 
     def on_response_complete(self) -> None:
         self._in_head = True  # what comes next is the next request's head

@@ -35,6 +35,9 @@ class GatewaySettings(BaseSettings):
     max_header_count: int = Field(default=100, ge=1)
     max_header_bytes: int = Field(default=32 * 1024, ge=1024)
     max_connections: int = Field(default=1024, ge=1)
+    # An idle kept-alive connection is closed after this (uvicorn's timeout_keep_alive); while
+    # draining, idle connections close this way too (gateway/drain.py).
+    keep_alive_s: float = Field(default=5.0, gt=0)
     reload_interval_s: float = Field(default=0.5, gt=0)
     scrape_interval_s: float = Field(default=5.0, gt=0)
     access_log: bool = False
@@ -44,6 +47,10 @@ class GatewaySettings(BaseSettings):
     # Canary analysis runs in exactly one replica; the others only route (see docs/deploy.md).
     canary_analysis: bool = True
     canary_status: Path | None = Field(default=None, description="default: <config>.canary.json")
+    # Restarts (docs/gateway.md "Stopping and restarting"): the file naming the serving gateway's
+    # pid, and the Unix socket a successor takes the listening sockets over from. Off when unset.
+    pid_file: Path | None = None
+    control_socket: Path | None = None
 
     def token(self) -> str | None:
         if self.admin_token is not None:

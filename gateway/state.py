@@ -41,6 +41,19 @@ class Table:
     backends: Mapping[str, Backend]
 
 
+@dataclass
+class RequestCount:
+    """Inference requests of this process (every protocol), for the drain's log lines."""
+
+    started: int = 0
+    answered: int = 0  # an answer went back (a success or an error)
+    abandoned: int = 0  # cancelled: the client left, or the drain's bound cut it
+
+    @property
+    def in_flight(self) -> int:
+        return self.started - self.answered - self.abandoned
+
+
 class CanaryControl(Protocol):
     """What the admin API and the file watcher ask of the canary analysis
     (``gateway.canary.controller``)."""
@@ -91,6 +104,10 @@ class Gateway:
         self.retry_budget = RetryBudget()
         self.canary: CanaryControl | None = None  # set by the server when analysis is wired
         self.admin_lock = asyncio.Lock()
+        self.requests = RequestCount()
+        # Set when this process starts draining: it no longer writes any state (admin writes
+        # are refused), a successor or nobody does.
+        self.draining = False
         self._tasks: list[asyncio.Task[None]] = []
 
     def _build(self, loaded: LoadedConfig) -> Table:
@@ -205,12 +222,18 @@ class Gateway:
             self._tasks.append(asyncio.create_task(self._scrape_loop(), name="backend-scraper"))
             self._tasks.append(asyncio.create_task(self._stats_loop(), name="status-stats"))
 
-    async def aclose(self) -> None:
+    async def stop_background(self) -> None:
+        """Stop watching the file, probing and scraping (at once when draining: the table
+        stays as it is for the requests still in flight)."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self._tasks = []
+
+    async def aclose(self) -> None:
+        await self.stop_background()
         await self.shadow.drain()
         await self.client.aclose()
         await self.grpc_client.aclose()

@@ -19,6 +19,7 @@ from gateway.config import LoadedConfig, Route
 from gateway.errors import (
     AnalysisRunning,
     BadRequest,
+    Draining,
     GatewayError,
     ModelNotFound,
     PreconditionRequired,
@@ -40,6 +41,12 @@ def require_token(request: Request) -> None:
 
 
 router = APIRouter(prefix="/admin", dependencies=[Depends(require_token)])
+
+
+def refuse_if_draining(gw: Gateway) -> None:
+    """A draining process writes nothing: its successor (or nobody) owns the config now."""
+    if gw.draining:
+        raise Draining("the gateway is shutting down: send the change again")
 
 
 def admin_error(exc: GatewayError) -> JSONResponse:
@@ -92,6 +99,7 @@ async def put_weights(request: Request, route: str) -> JSONResponse:
     try:
         weights = _weights_body(await read_body(request, MAX_ADMIN_BODY))
         async with gw.admin_lock:
+            refuse_if_draining(gw)
             loaded = _write_weights(gw, request, route, weights)
     except GatewayError as exc:
         return admin_error(exc)

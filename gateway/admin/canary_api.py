@@ -15,6 +15,7 @@ from gateway.admin.api import (
     MAX_ADMIN_BODY,
     actor,
     admin_error,
+    refuse_if_draining,
     refuse_unknown_fields,
     require_token,
 )
@@ -76,6 +77,7 @@ async def act(request: Request, route: str, action: str) -> JSONResponse:
         if not isinstance(controller, CanaryController):
             raise AnalysisRunning("canary analysis is not available in this gateway")
         async with gw.admin_lock:
+            refuse_if_draining(gw)
             getattr(controller, action)(route, actor(request))
     except GatewayError as exc:
         return admin_error(exc)

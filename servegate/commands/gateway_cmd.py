@@ -1,6 +1,8 @@
-"""``servegate gateway run|start|stop`` runs the gateway (foreground, or in the background with
-a pid file under ``.servegate/``); ``servegate routes`` shows its routes through the admin API
-with the token from ``.servegate/admin_token`` (``servegate canary ...`` lives in canary_cmd).
+"""``servegate gateway run|start|restart|stop`` runs the gateway (foreground, or in the
+background with its pid file and control socket under ``.servegate/``); ``restart`` starts a new
+gateway that takes the running one's sockets before that one drains (``gateway.handover``), so no
+request is refused or dropped. ``servegate routes`` shows the routes through the admin API with
+the token from ``.servegate/admin_token`` (``servegate canary ...`` lives in canary_cmd).
 ``.servegate/`` is found from any directory: see ``servegate.home``."""
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 
 from servegate import home
@@ -27,12 +28,20 @@ from servegate import home
 log = logging.getLogger("servegate.gateway")
 ADMIN_URL = "http://127.0.0.1:8001"
 START_TIMEOUT_S = 60.0
+# The gateway bounds its own drain (the longest route timeout, at most 600 s, plus a margin):
+# `stop` kills it only if it outlives that.
+STOP_TIMEOUT_S = 630.0
+ACTIONS = (
+    ("run", "run in the foreground"),
+    ("start", "run in the background"),
+    ("restart", "replace the background gateway without dropping a request"),
+)
 
 
 def register(sub: Any) -> None:
     gw: argparse.ArgumentParser = sub.add_parser("gateway", help="run the traffic gateway")
     actions = gw.add_subparsers(dest="action", required=True)
-    for action, helptext in (("run", "run in the foreground"), ("start", "run in the background")):
+    for action, helptext in ACTIONS:
         p: argparse.ArgumentParser = actions.add_parser(action, help=helptext)
         p.add_argument(
             "--config",
@@ -61,13 +70,32 @@ def register(sub: Any) -> None:
             default=token_file(),
             help="admin token file (SERVEGATE_GATEWAY_ADMIN_TOKEN wins; default: %(default)s)",
         )
-        p.set_defaults(run=run_gateway if action == "run" else start_gateway)
-    stop = actions.add_parser("stop", help="stop the background gateway")
+        if action == "run":
+            restart_args(p)
+        runs = {"run": run_gateway, "start": start_gateway, "restart": restart_gateway}
+        p.set_defaults(run=runs[action])
+    stop = actions.add_parser("stop", help="drain and stop the background gateway")
     stop.set_defaults(run=stop_gateway)
 
     routes: argparse.ArgumentParser = sub.add_parser("routes", help="show routes and weights")
     admin_args(routes)
     routes.set_defaults(run=show_routes)
+
+
+def restart_args(p: argparse.ArgumentParser) -> None:
+    """What `start` and `restart` give the gateway they run in the background."""
+    p.add_argument("--pid-file", type=Path, default=None, help="written while this gateway serves")
+    p.add_argument(
+        "--control-socket",
+        type=Path,
+        default=None,
+        help="Unix socket a successor takes this gateway's listening sockets from",
+    )
+    p.add_argument(
+        "--take-over",
+        action="store_true",
+        help="take the listening sockets of the gateway on --control-socket, then make it drain",
+    )
 
 
 def token_file() -> Path:
@@ -110,6 +138,8 @@ def run_gateway(args: argparse.Namespace) -> int:
         grpc_port=args.grpc_port,
         admin_token_file=token_file,
         workers=args.workers,
+        pid_file=args.pid_file,
+        control_socket=args.control_socket,
     )
     with _metrics_dir(settings.workers):
         # Imported only now: prometheus_client picks its multi-process mode at import time.
@@ -117,11 +147,11 @@ def run_gateway(args: argparse.Namespace) -> int:
         from gateway.server import GatewayServer
 
         try:
-            server = GatewayServer(settings)
+            server = GatewayServer(settings, take_over=args.take_over)
+            server.run()
         except ConfigError as exc:
             log.error("refusing to start: %s", exc)
             return 2
-        server.run()
     return 0
 
 
@@ -140,9 +170,29 @@ def _metrics_dir(workers: int) -> Iterator[None]:
 
 
 def start_gateway(args: argparse.Namespace) -> int:
-    if _running_pid() is not None:
-        log.error("the gateway is already running (pid %s)", _running_pid())
+    pid = _running_pid()
+    if pid is not None:
+        log.error(
+            "the gateway is already running (pid %s); `servegate gateway restart` replaces it "
+            "without dropping requests",
+            pid,
+        )
         return 1
+    return _launch(args, take_over=False)
+
+
+def restart_gateway(args: argparse.Namespace) -> int:
+    """A new gateway takes the running one's sockets, then that one drains and exits."""
+    old = _running_pid()
+    if old is None:
+        log.info("no gateway running: starting one")
+    code = _launch(args, take_over=True)
+    if code == 0 and old is not None:
+        log.info("the old gateway (pid %s) finishes its requests in flight and exits", old)
+    return code
+
+
+def _launch(args: argparse.Namespace, *, take_over: bool) -> int:
     state = home.project_dir() / home.STATE
     state.mkdir(exist_ok=True)
     log_path, pid_path = state / "gateway.log", state / "gateway.pid"
@@ -156,6 +206,11 @@ def start_gateway(args: argparse.Namespace) -> int:
         str(args.config),
         "--token-file",
         str(args.token_file),
+        "--pid-file",
+        str(pid_path),
+        "--control-socket",
+        str(state / "gateway.sock"),
+        *(["--take-over"] if take_over else []),
     ]
     for flag in ("host", "port", "admin_host", "admin_port", "grpc_host", "grpc_port", "workers"):
         value = getattr(args, flag, None)  # callers such as `servegate demo` may set only some
@@ -170,13 +225,11 @@ def start_gateway(args: argparse.Namespace) -> int:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
-    pid_path.write_text(f"{proc.pid}\n")
-    if not _wait_started(proc, _live_url(args), getattr(args, "start_timeout", START_TIMEOUT_S)):
-        pid_path.unlink(missing_ok=True)
-        if proc.poll() is None:  # alive but never answered: do not leave it behind
+    if not _wait_started(proc, pid_path, getattr(args, "start_timeout", START_TIMEOUT_S)):
+        if proc.poll() is None:  # alive but never served: do not leave it behind
             proc.terminate()
             proc.wait(30)
-            log.error("the gateway did not answer within its start timeout; stopped it")
+            log.error("the gateway did not serve within its start timeout; stopped it")
         else:
             log.error("the gateway exited at start (code %s):", proc.returncode)
         for line in _new_lines(log_path, offset):
@@ -187,28 +240,20 @@ def start_gateway(args: argparse.Namespace) -> int:
     return 0
 
 
-def _live_url(args: argparse.Namespace) -> str:
-    """The data plane's liveness URL, resolved like the gateway resolves its own settings."""
-    from gateway.settings import load_settings
+def _wait_started(proc: subprocess.Popen[bytes], pid_path: Path, timeout_s: float) -> bool:
+    """Until the gateway serves (True: it writes its pid file once it does) or exits or the
+    timeout passes (False): "started" is only said of a gateway that serves, never of one that
+    is about to die on its config. (Asking its port would not do: during a restart the old
+    gateway answers there too.)"""
+    from gateway import pidfile
 
-    settings = load_settings(host=getattr(args, "host", None), port=getattr(args, "port", None))
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
-    return f"http://{host}:{settings.port}/v2/health/live"
-
-
-def _wait_started(proc: subprocess.Popen[bytes], url: str, timeout_s: float) -> bool:
-    """Until the gateway answers (True) or exits or the timeout passes (False): "started" is
-    only said of a gateway that serves, never of one that is about to die on its config."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             return False
-        try:
-            if httpx.get(url, timeout=1.0, trust_env=False).status_code == 200:
-                return proc.poll() is None  # another process on that port is not ours
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
+        if pidfile.read(pid_path) == proc.pid:
+            return True
+        time.sleep(0.1)
     return False
 
 
@@ -224,29 +269,38 @@ def _new_lines(path: Path, offset: int, keep: int = 20) -> list[str]:
 
 
 def stop_gateway(args: argparse.Namespace) -> int:
+    """SIGTERM: the gateway stops accepting, finishes its requests in flight (bounded by its
+    longest route timeout) and exits; this waits for that."""
+    from gateway import pidfile
+
     pid = _running_pid()
     if pid is None:
         log.info("no gateway running")
         return 0
     os.kill(pid, signal.SIGTERM)
+    log.info("gateway %s is draining its requests in flight", pid)
     try:
-        psutil.Process(pid).wait(timeout=30)
+        psutil.Process(pid).wait(timeout=STOP_TIMEOUT_S)
     except psutil.TimeoutExpired:
-        log.warning("gateway %s ignored SIGTERM; killing it", pid)
+        log.warning("gateway %s outlived its drain; killing it", pid)
         os.kill(pid, signal.SIGKILL)
     except psutil.NoSuchProcess:
         pass
-    _pid_file().unlink(missing_ok=True)
+    if pidfile.read(_pid_file()) == pid:  # a gateway killed before it could remove its own
+        _pid_file().unlink(missing_ok=True)
     log.info("gateway stopped")
     return 0
 
 
 def _running_pid() -> int | None:
+    """The serving gateway's pid. A draining one has given up the pid file: not "running"."""
+    from gateway import pidfile
+
+    pid = pidfile.read(_pid_file())
     try:
-        pid = int(_pid_file().read_text().split()[0])
-        if "gateway" in psutil.Process(pid).cmdline():
+        if pid is not None and "gateway" in psutil.Process(pid).cmdline():
             return pid
-    except (OSError, ValueError, IndexError, psutil.Error):
+    except psutil.Error:
         pass
     return None
 

@@ -1,8 +1,12 @@
-"""A real gateway (uvicorn, both listeners) running in a thread, and config helpers."""
+"""A real gateway (uvicorn, both listeners) running in a thread or in its own process, and
+config helpers."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +18,7 @@ from typing import Any
 import httpx
 import yaml
 
+from gateway import pidfile
 from gateway.server import GatewayServer
 from gateway.settings import GatewaySettings, load_settings
 from tests.conftest import free_ports
@@ -177,3 +182,66 @@ def fire(
             return list(await asyncio.gather(*(one(i) for i in range(n))))
 
     return asyncio.run(main())
+
+
+@dataclass
+class GatewayProcess:
+    """``servegate gateway run`` in its own process (signals, exit codes, handover are real)."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    admin_port: int
+    grpc_port: int
+    log: Path
+    pid_file: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    @property
+    def grpc_address(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_draining(self) -> None:
+        wait_for(lambda: "draining (" in self.log_text(), "the gateway to start draining")
+
+
+def spawn_gateway(
+    config: Path,
+    workdir: Path,
+    *extra: str,
+    ports: tuple[int, int, int] | None = None,
+    env: dict[str, str] | None = None,
+) -> GatewayProcess:
+    """A gateway process with its pid file and control socket in ``workdir``, once it serves
+    (it writes its pid file then); ``extra``: more ``gateway run`` arguments, ``env``: more
+    environment (``SERVEGATE_GATEWAY_*`` settings)."""
+    port, admin_port, grpc_port = ports or free_ports(3)
+    pid_file = workdir / "gateway.pid"
+    log = workdir / "gateway.log"
+    argv = [sys.executable, "-m", "servegate.cli", "gateway", "run", "--config", str(config)]
+    argv += ["--port", str(port), "--admin-port", str(admin_port), "--grpc-port", str(grpc_port)]
+    argv += ["--pid-file", str(pid_file), "--control-socket", str(workdir / "gateway.sock")]
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [*argv, *extra],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
+    gw = GatewayProcess(proc, port, admin_port, grpc_port, log, pid_file)
+
+    def serving() -> bool:
+        assert proc.poll() is None, f"the gateway exited: {gw.log_text()}"
+        return pidfile.read(pid_file) == proc.pid
+
+    wait_for(serving, "the gateway to serve", 60)
+    return gw

@@ -8,15 +8,20 @@ import json
 from pathlib import Path
 from typing import Any
 
+import grpc
+import httpx
 import pytest
 
 from gateway.backends import BackendResponse
 from gateway.dataplane import _unavailable_if_killed
+from gateway.grpc.stubs import inference_pb2 as ts_pb
 from gateway.retries import RetryBudget, retry_reason
 from tests.conftest import free_ports, serving
 from tests.gateway.canary.support import faulty_archive
+from tests.gateway.grpc.support import torchserve_stub
 from tests.gateway.support import MLP_ROW, fire, run_gateway, ts_backend, variant, write_config
 from tests.support.archives import copy_archives
+from tests.support.stub_backend import stub_backend
 
 DIED = b'{"code": 500, "type": "InternalServerException", "message": "Worker died."}'
 
@@ -81,6 +86,31 @@ def test_a_request_whose_worker_died_is_retried_on_another_variant(
 
 
 @pytest.mark.integration
+@pytest.mark.torchserve  # starts its own, with a worker that runs out of memory on cue
+def test_torchserves_507_is_retried_elsewhere_and_is_503_with_nowhere_else_to_go(
+    tmp_path: Path, model_store: Path
+) -> None:
+    store = tmp_path / "store"
+    copy_archives(model_store, store, "mlp_torchscript.mar")
+    faulty_archive(model_store / "mlp_torchscript.mar", store, "mlp_oom", {"oom_on": "oom"})
+    body = {"inputs": [MLP_ROW], "note": "oom"}
+    with serving(store, tmp_path / "ts") as ts:
+        assert ts.predict("mlp_oom", json=body).status_code == 507  # TorchServe's own answer
+        split = {
+            "variants": [variant("oom", "mlp_oom", 99), variant("steady", "mlp_torchscript", 1)]
+        }
+        alone = {"variants": [variant("oom", "mlp_oom", 100)]}
+        routes = {"mlp": split, "alone": alone}
+        config = write_config(tmp_path / "gateway.yaml", {"ts": ts_backend(ts)}, routes)
+        with run_gateway(config) as gw:
+            results = fire(f"{gw.url}/predictions/mlp", 3, body=body, concurrency=3)
+            assert results == [(200, "steady")] * 3
+            resp = httpx.post(f"{gw.url}/predictions/alone", json=body, timeout=60)
+    assert resp.status_code == 503, resp.text
+    assert resp.json()["type"] == "ServiceUnavailableException"
+
+
+@pytest.mark.integration
 def test_a_connection_that_never_opened_is_retried(
     tmp_path: Path, backends: dict[str, Any]
 ) -> None:
@@ -98,3 +128,53 @@ def test_a_connection_that_never_opened_is_retried(
         assert {s for s, _ in results} == {200} and {v for _, v in results} == {"live"}
         labels = {"route": "mlp", "variant": "gone", "reason": "connect_failure"}
         assert gw.metric("servegate_upstream_retries_total", **labels) >= 1
+
+
+# TorchServe answers 507 "Out of resources" for a request whose worker ran out of memory or
+# was lost under it (issue 14, item 8): a backend written for the test answers exactly that.
+
+
+@pytest.mark.integration
+def test_a_507_is_retried_on_another_variant_and_never_reaches_the_client(
+    tmp_path: Path,
+) -> None:
+    with stub_backend(status=507) as failing, stub_backend() as steady:
+        backends = {"failing": failing.config(), "steady": steady.config()}
+        route = {
+            "variants": [
+                variant("lost", "m", 99, backend="failing"),
+                variant("steady", "m", 1, backend="steady"),
+            ]
+        }
+        config = write_config(tmp_path / "gateway.yaml", backends, {"m": route})
+        with run_gateway(config) as gw:
+            results = fire(f"{gw.url}/predictions/m", 3, body={"n": 1}, concurrency=3)
+            assert results == [(200, "steady")] * 3
+            labels = {"route": "m", "variant": "lost", "reason": "worker_died"}
+            assert gw.metric("servegate_upstream_retries_total", **labels) >= 1
+
+
+@pytest.mark.integration
+def test_a_507_with_nowhere_else_to_go_is_503_in_each_protocol(tmp_path: Path) -> None:
+    with stub_backend(status=507) as failing:
+        route = {"variants": [variant("only", "m", 100, backend="failing")]}
+        config = write_config(
+            tmp_path / "gateway.yaml", {"failing": failing.config()}, {"m": route}
+        )
+        with run_gateway(config) as gw, httpx.Client(base_url=gw.url, timeout=60) as client:
+            rest = client.post("/predictions/m", json={"n": 1})
+            tensor = {"name": "x", "datatype": "FP32", "shape": [1], "data": [1.0]}
+            oip = client.post("/v2/models/m/infer", json={"inputs": [tensor]})
+            with grpc.insecure_channel(gw.grpc_address) as channel:
+                request = ts_pb.PredictionsRequest(model_name="m", input={"data": b"{}"})
+                with pytest.raises(grpc.RpcError) as call:
+                    torchserve_stub(channel).Predictions(request, timeout=60)
+            retried = gw.metric(
+                "servegate_upstream_retries_total", route="m", variant="only", reason="worker_died"
+            )
+    assert rest.status_code == 503
+    assert rest.json()["code"] == 503 and rest.json()["type"] == "ServiceUnavailableException"
+    assert oip.status_code == 503 and "error" in oip.json()
+    assert call.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert retried == 3  # each request was tried twice: once, and once after a backoff
+    assert failing.answered == 6

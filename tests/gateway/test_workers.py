@@ -1,7 +1,7 @@
 """A multi-process gateway (``servegate gateway run --workers 3``) against the session's real
 TorchServe: the processes share the HTTP and gRPC ports, /metrics and the status page count
 every process's traffic, an admin change reaches every process, a killed worker is replaced,
-and SIGTERM stops them all."""
+SIGTERM stops them all, and a restart hands every process's socket over."""
 
 from __future__ import annotations
 
@@ -19,7 +19,16 @@ import psutil
 import pytest
 
 from tests.conftest import free_ports
-from tests.gateway.support import TOKEN, fire, split_route, wait_for, write_config
+from tests.gateway.support import (
+    MLP_ROW,
+    TOKEN,
+    fire,
+    spawn_gateway,
+    split_route,
+    wait_for,
+    write_config,
+)
+from tests.support.steady_load import HttpLoad
 
 pytestmark = pytest.mark.integration
 WORKERS = 3
@@ -148,3 +157,39 @@ def _status_total(gw: MultiProcessGateway) -> int:
     routes = httpx.get(f"{gw.admin_url}/status.json", timeout=10).json()["routes"]
     mlp = next(r for r in routes if r["name"] == "mlp")
     return int(sum(v["total"] for v in mlp["variants"]))
+
+
+def test_a_restart_with_workers_under_load_fails_no_request(
+    tmp_path: Path, backends: dict[str, Any]
+) -> None:
+    """Every data socket of the old gateway's processes is handed over: 20 requests a second
+    on new connections (each lands on one of the processes' sockets) and 20 a second on
+    kept-alive ones go on through the restart without a failure (issue 14, item 8)."""
+    config = write_config(tmp_path / "gateway.yaml", backends, {"mlp": split_route(100, 0)})
+    old = spawn_gateway(config, tmp_path, "--workers", str(WORKERS))
+    ports = (old.port, old.admin_port, old.grpc_port)
+    body = {"inputs": [MLP_ROW]}
+    url = f"{old.url}/predictions/mlp"
+    loads = [
+        HttpLoad(url, 20, lambda i: body, fresh_connections=True),
+        HttpLoad(url, 20, lambda i: body),
+    ]
+    new = None
+    try:
+        for load in loads:
+            load.__enter__()
+        wait_for(lambda: loads[0].answered >= 20, "traffic before the restart")
+        new = spawn_gateway(config, tmp_path, "--workers", str(WORKERS), "--take-over", ports=ports)
+        assert old.proc.wait(60) == 0
+        after = loads[0].answered
+        wait_for(lambda: loads[0].answered >= after + 20, "traffic after the old gateway left")
+    finally:
+        for load in loads:
+            load.stop()
+        for gw in (old, new):
+            if gw is not None and gw.proc.poll() is None:
+                gw.proc.send_signal(signal.SIGTERM)
+                gw.proc.wait(60)
+    for load in loads:
+        assert load.answered > 40 and not load.failures(), load.failures()
+    assert "handed 4 listening sockets" in old.log_text()  # 3 data sockets and the admin one

@@ -8,6 +8,8 @@ read from ``faults.json`` in the archive:
     cosine        perturb every output row to this cosine similarity with the true row
     die_on        a string: a batch holding a request whose body contains it kills the worker
                   (TorchServe answers the batch 500 "Worker died." and starts a new worker)
+    oom_on        a string: a batch holding a request whose body contains it raises MemoryError
+                  (TorchServe answers the batch 507 "Out of resources")
 
 Packaged by ``tests.gateway.canary.support.faulty_archive``; runs in a real TorchServe worker.
 """
@@ -36,6 +38,9 @@ def handle(data: list[dict[str, Any]] | None, context: Any) -> list[bytes] | Non
     marker = _faults.get("die_on")
     if data and isinstance(marker, str) and any(marker in str(r.get("body")) for r in data):
         os._exit(1)  # a worker dying under a request (OOM kill, segfault), for retry tests
+    oom = _faults.get("oom_on")
+    if data and isinstance(oom, str) and any(oom in str(r.get("body")) for r in data):
+        raise MemoryError("injected: out of memory")
     answers = servegate_handler.handle(data, context)
     if data is None or answers is None:
         return answers
