@@ -83,9 +83,11 @@ test: install-dev ## run the whole test suite (real TorchServe, real Chromium)
 	command -v promtool >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# The fast tier runs on every core (pytest-xdist): its tests share no session fixture, and
+# most of its time is gateways and CLI subprocesses starting up.
 test-fast: install-dev ## tests needing no TorchServe, export or browser (tests/conftest.py)
 	command -v promtool >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus)
-	$(BIN)/pytest -m "$(FAST)" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "$(FAST)" -n auto $(PYTEST_ARGS)
 
 # Not part of `make test` (about 25 min on a cold machine, root, a Docker engine): run by hand,
 # its log kept in deploy/e2e/runs/. E2E_ARGS, e.g. --no-build --reuse-archives --keep.

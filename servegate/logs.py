@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 import sys
 
+FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
+TIME_FORMAT = "%H:%M:%S"
+
 
 def configure(verbose: bool = False) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(message)s",
-        datefmt="%H:%M:%S",
+        format=FORMAT,
+        datefmt=TIME_FORMAT,
         stream=sys.stderr,
     )
     for noisy in ("onnxscript", "onnx_ir", "onnxruntime", "torch", "httpx", "transformers"):

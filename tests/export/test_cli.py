@@ -1,4 +1,7 @@
-"""`servegate export` as a user runs it: bad MODEL values, failing specs, partial failures."""
+"""`servegate export` as a user runs it: bad MODEL values, failing specs, partial failures.
+
+The refusals that import a spec run the CLI in this process (``run_servegate``); the others run
+the installed script in a subprocess."""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.cli import run_servegate
 
 SERVEGATE = str(Path(sys.executable).with_name("servegate"))
 
@@ -28,7 +33,7 @@ def test_unknown_model_lists_the_known_ones(tmp_path: Path) -> None:
 def test_spec_that_fails_to_import_shows_its_error(tmp_path: Path) -> None:
     spec = tmp_path / "broken_spec.py"
     spec.write_text("import not_a_real_module_for_servegate\n")
-    result = servegate("export", str(spec), "--out", str(tmp_path / "out"))
+    result = run_servegate("export", str(spec), "--out", str(tmp_path / "out"))
     assert result.returncode != 0
     assert f"spec file {spec} failed to import" in result.stderr
     assert "ModuleNotFoundError: No module named 'not_a_real_module_for_servegate'" in result.stderr
@@ -38,7 +43,7 @@ def test_spec_that_fails_to_import_shows_its_error(tmp_path: Path) -> None:
 def test_object_that_is_not_a_spec_is_refused(tmp_path: Path) -> None:
     spec = tmp_path / "not_a_spec.py"
     spec.write_text("SPEC = 42\n")
-    result = servegate("export", str(spec), "--out", str(tmp_path / "out"))
+    result = run_servegate("export", str(spec), "--out", str(tmp_path / "out"))
     assert result.returncode != 0
     assert "expected a servegate ModelSpec named 'SPEC', found int" in result.stderr
 
@@ -111,7 +116,7 @@ def test_weights_that_do_not_fit_are_a_clear_error(tmp_path: Path, weights_name:
         save_file(state, str(weights))
     else:
         torch.save(state, weights)
-    result = servegate(
+    result = run_servegate(
         "export",
         "mlp",
         "--weights",

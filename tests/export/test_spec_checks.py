@@ -1,5 +1,6 @@
 """`servegate export` checks a spec before exporting anything, and its errors point at the
-user's own code (run as a user types it, in a subprocess)."""
+user's own code. Specs refused before any format is exported run the CLI in this process
+(``check``); exports run it as a user types it, in a subprocess (``export``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support.cli import run_servegate
 
 SERVEGATE = str(Path(sys.executable).with_name("servegate"))
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,20 +59,25 @@ GOOD = {
 def export(
     spec: Path, out: Path, *formats: str, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """`servegate export SPEC` as a user types it, in a subprocess."""
     return subprocess.run(
-        [
-            SERVEGATE,
-            "export",
-            str(spec),
-            *("--formats", ",".join(formats or ("torchscript",))),
-            *("--out", str(out), "--timing-budget", "0"),
-        ],
+        [SERVEGATE, "export", *export_args(spec, out, *formats)],
         capture_output=True,
         text=True,
         timeout=600,
         cwd=cwd,
         check=False,
     )
+
+
+def check(spec: Path, out: Path, *formats: str) -> subprocess.CompletedProcess[str]:
+    """The same in this process: for specs refused before any format is exported."""
+    return run_servegate("export", *export_args(spec, out, *formats))
+
+
+def export_args(spec: Path, out: Path, *formats: str) -> list[str]:
+    formats = formats or ("torchscript",)
+    return [str(spec), "--formats", ",".join(formats), "--out", str(out), "--timing-budget", "0"]
 
 
 def write_spec(tmp_path: Path, **changes: str) -> Path:
@@ -85,7 +93,7 @@ def assert_nothing_exported(result: subprocess.CompletedProcess[str], out: Path)
 
 def test_declared_output_shape_that_the_model_does_not_return(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = export(write_spec(tmp_path, out_shape='("batch", 5)'), out, "torchscript", "onnx")
+    result = check(write_spec(tmp_path, out_shape='("batch", 5)'), out, "torchscript", "onnx")
     assert result.returncode == 3, result.stderr
     assert "the model's output does not match the spec" in result.stderr
     assert (
@@ -97,7 +105,7 @@ def test_declared_output_shape_that_the_model_does_not_return(tmp_path: Path) ->
 
 def test_declared_input_shape_that_example_inputs_do_not_have(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = export(write_spec(tmp_path, in_shape='("batch", 9)'), out)
+    result = check(write_spec(tmp_path, in_shape='("batch", 9)'), out)
     assert result.returncode == 3, result.stderr
     assert (
         "input 'x': declared shape ['batch', 9] dtype float32, i.e. [2, 9] at batch=2; "
@@ -109,7 +117,7 @@ def test_declared_input_shape_that_example_inputs_do_not_have(tmp_path: Path) ->
 def test_declared_dtype_is_checked(tmp_path: Path) -> None:
     out = tmp_path / "out"
     body = 'return (torch.randint(0, 9, (sizes["batch"], 8)),)'
-    result = export(write_spec(tmp_path, inputs_body=body), out)
+    result = check(write_spec(tmp_path, inputs_body=body), out)
     assert result.returncode == 3, result.stderr
     assert "declared shape ['batch', 8] dtype float32" in result.stderr
     assert "the model gives [2, 8] dtype int64" in result.stderr
@@ -118,7 +126,7 @@ def test_declared_dtype_is_checked(tmp_path: Path) -> None:
 def test_build_that_raises_shows_the_users_line_and_exits_3(tmp_path: Path) -> None:
     out = tmp_path / "out"
     spec = write_spec(tmp_path, build_body='raise RuntimeError("no checkpoint here")')
-    result = export(spec, out)
+    result = check(spec, out)
     assert result.returncode == 3, result.stderr
     assert "build() raised:" in result.stderr
     assert f'File "{spec}", line 16, in build' in result.stderr
@@ -129,7 +137,7 @@ def test_build_that_raises_shows_the_users_line_and_exits_3(tmp_path: Path) -> N
 
 def test_example_inputs_that_raise_show_the_users_line(tmp_path: Path) -> None:
     spec = write_spec(tmp_path, inputs_body='return (torch.randn(sizes["batchsize"], 8),)')
-    result = export(spec, tmp_path / "out")
+    result = check(spec, tmp_path / "out")
     assert result.returncode == 3, result.stderr
     assert "example_inputs({'batch': 2}) raised:" in result.stderr
     assert f'File "{spec}", line 20, in example_inputs' in result.stderr
