@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from servegate import home
+from servegate import home, pins
 from servegate.commands import gateway_cmd
 from servegate.torchserve.process import ServeError, TorchServe
 from servegate.torchserve.settings import TorchServeSettings
@@ -138,7 +138,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _ensure_archives(store: Path) -> int:
-    if all((store / f"{MODEL}_{fmt}.mar").is_file() for fmt in FORMATS):
+    """Export minilm unless every archive is there and pinned (an archive from before pins, or
+    copied in, would be refused by `servegate serve`: export it again instead)."""
+    try:
+        pinned = pins.read(pins.pin_file_for(store)).archives if store.is_dir() else {}
+    except pins.PinError as exc:
+        log.warning("%s; exporting again", exc)
+        pinned = {}
+    names = [f"{MODEL}_{fmt}.mar" for fmt in FORMATS]
+    if all((store / n).is_file() and n in pinned for n in names):
         log.info("using the archives already in %s (re-export: make export MODEL=%s)", store, MODEL)
         return 0
     from export.pipeline import ExportRequest

@@ -3,7 +3,6 @@ directory: TorchServe, the gateway at 90/10, traffic through it, the stack left 
 
 from __future__ import annotations
 
-import shutil
 import socket
 import stat
 import subprocess
@@ -12,6 +11,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.support.archives import copy_archives
 
 pytestmark = pytest.mark.torchserve  # runs `servegate demo` in a subprocess
 
@@ -35,9 +36,7 @@ def test_demo_serves_minilm_behind_the_gateway(model_store: Path, tmp_path: Path
     taken = [p for p in DEMO_PORTS if busy(p)]
     assert not taken, f"ports {taken} are in use (stop a running demo with `make stop`)"
     store = tmp_path / "model_store"
-    store.mkdir()
-    for fmt in ("torchscript", "onnx"):
-        shutil.copy2(model_store / f"minilm_{fmt}.mar", store)
+    copy_archives(model_store, store, "minilm_torchscript.mar", "minilm_onnx.mar")
     try:
         result = servegate(tmp_path, "demo", "--store", str(store), "--requests", "40")
         assert result.returncode == 0, result.stderr[-3000:]
