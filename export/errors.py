@@ -4,7 +4,8 @@ ExportError                 base (exit 2): the export could not start
 ├── UnknownModel            MODEL is neither a built-in nor a spec path/module
 ├── SpecError               a spec cannot be found or used, weights that do not fit the model
 ├── SpecCodeError (exit 3)  the spec's own code raised: at import, in build() or example_inputs()
-│   └── SpecMismatch        the model's tensors differ from the declared inputs/outputs
+│   └── SpecMismatch        the model's tensors (or the worker's decoding of requests) differ
+│                           from the declared inputs/outputs
 └── FormatFailed            one format failed to export, reload or match eager (exit 1)
 """
 

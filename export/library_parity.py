@@ -9,24 +9,21 @@ resize and centre crop would silently get wrong.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import torch
 
 from export.library_reference import LibraryReference
-from export.package import tensor_info
 from export.parity import Parity
 from export.spec import ModelSpec
-from handlers.manifest import Manifest
+from export.worker_inputs import worker_codec
 from handlers.runtimes import Runtime
-from handlers.tasks import TaskCodec, make_codec
 
 
 class LibraryCheck:
     def __init__(self, spec: ModelSpec, reference: LibraryReference, scratch: Path) -> None:
         self.reference = reference
-        self.codec = _worker_codec(spec, scratch)
+        self.codec = worker_codec(spec, scratch)
 
     @property
     def library(self) -> str:
@@ -54,23 +51,3 @@ class LibraryCheck:
                 )
                 return Parity(False, worst, reason)
         return Parity(True, worst)
-
-
-def _worker_codec(spec: ModelSpec, scratch: Path) -> TaskCodec:
-    """The task codec a worker builds, over the spec's task files staged in ``scratch``."""
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir(parents=True)
-    for name, source in spec.extra_files(scratch).items():
-        if source.resolve() != (scratch / name).resolve():
-            shutil.copyfile(source, scratch / name)
-    manifest = Manifest(
-        model=spec.name,
-        format="eager",
-        task=spec.task,
-        artifact="",
-        sha256={},
-        task_config=spec.task_config,
-        inputs=tuple(tensor_info(t) for t in spec.inputs),
-        outputs=tuple(tensor_info(t) for t in spec.outputs),
-    )
-    return make_codec(manifest, scratch)

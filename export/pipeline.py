@@ -33,6 +33,7 @@ from export.sources.lightning_load import allowed_globals
 from export.sources.options import SourceOptions
 from export.spec import ModelSpec, ServingConfig
 from export.timing import TimingPlan, latency_ms
+from export.worker_inputs import check_worker_inputs
 from handlers.manifest import Format, sha256_file
 from handlers.runtimes import load_runtime
 from handlers.runtimes.eager import EagerRuntime
@@ -106,6 +107,7 @@ def _exclusive(work: Path) -> Iterator[None]:
 
 def _run_locked(request: ExportRequest, spec: ModelSpec, work: Path) -> ExportReport:
     with step(f"[{spec.name}] building the eager model and checking the declared tensors"):
+        check_worker_inputs(spec, work / "worker")
         with allowed_globals(request.source):  # --weights model.ckpt with --allow-global
             module = run_user_code("build()", spec.build, request.weights)
         eager = EagerRuntime(module, torch.device(request.device))

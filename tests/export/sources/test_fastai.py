@@ -1,5 +1,6 @@
 """fast.ai learners: refused without --trust-pickle; served preprocessing is fast.ai's own
-(``Resize(method="crop")`` pixel for pixel); tabular learners refused with the reason."""
+(``Resize(method="crop")`` pixel for pixel); tabular and text learners refused with the
+reason."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from export.registry import resolve
 from export.sources.images import sample_images
 from export.sources.options import SourceOptions
 from handlers.tasks.image_resize import Resizer
-from tests.support.fastai_learners import export_learner
+from tests.support.fastai_learners import export_learner, export_text_learner
 
 # Trains fast.ai learners (seconds each): out of the fast tier, like exports.
 pytestmark = pytest.mark.export
@@ -73,3 +74,22 @@ def test_tabular_learners_are_refused_with_the_reason(tmp_path: Path) -> None:
     tabular_learner(dls, layers=[4]).export(target)
     with pytest.raises(SpecError, match="tabular learners preprocess rows with pandas"):
         resolve(f"fastai:{target}", SourceOptions(trust_pickle=True))
+
+
+def test_text_learners_are_refused_with_the_reason(tmp_path: Path) -> None:
+    from fastai.learner import load_learner
+    from fastai.text.all import SpacyTokenizer, TextLearner
+
+    target = export_text_learner(tmp_path)
+    learn = load_learner(target, cpu=True)
+    assert isinstance(learn, TextLearner)
+    # What the refusal names: texts go through spaCy, then fast.ai's Numericalize.
+    read_text = learn.dls.tfms[0].fs
+    assert [type(t).__name__ for t in read_text] == ["ColReader", "Tokenizer", "Numericalize"]
+    assert isinstance(read_text[1].tok, SpacyTokenizer)
+    with pytest.raises(SpecError) as refused:
+        resolve(f"fastai:{target}", SourceOptions(trust_pickle=True))
+    assert str(refused.value) == (
+        f"fastai:{target}: text learners tokenise with spaCy and fast.ai's numericalisation, "
+        "which servegate's worker does not run"
+    )

@@ -38,6 +38,32 @@ def test_embeddings_match_sentence_transformers(byom_store: ByomStore, byom_serv
         assert resp.json()["truncated"] == [2]
 
 
+def test_oip_embeddings_match_sentence_transformers(
+    byom_store: ByomStore, byom_served: Served
+) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    folder = byom_store.fixtures["hf_embedder"] / "model"
+    expected = SentenceTransformer(str(folder), device="cpu").encode(TEXTS, convert_to_tensor=True)
+    tensor = {"name": "text", "shape": [len(TEXTS)], "datatype": "BYTES", "data": TEXTS}
+    with byom_served.gateway.client() as client:
+        meta = client.get("/v2/models/hf_embedder")
+        oip = client.post("/v2/models/hf_embedder/infer", json={"id": "e1", "inputs": [tensor]})
+    assert meta.status_code == 200, meta.text
+    assert meta.json()["inputs"] == [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
+    assert meta.json()["outputs"] == [
+        {"name": "sentence_embedding", "datatype": "FP32", "shape": [-1, 32]}
+    ]
+    assert oip.status_code == 200, oip.text
+    body = oip.json()
+    assert (body["model_name"], body["id"]) == ("hf_embedder", "e1")
+    (out,) = body["outputs"]
+    assert (out["name"], out["datatype"], out["shape"]) == ("sentence_embedding", "FP32", [4, 32])
+    got = torch.tensor(out["data"]).reshape(out["shape"])
+    torch.testing.assert_close(got, expected.cpu(), atol=1e-5, rtol=1e-4)
+    assert body["parameters"] == {"truncated_inputs": [2]}
+
+
 def test_classifier_matches_the_text_classification_pipeline(
     byom_store: ByomStore, byom_served: Served
 ) -> None:
