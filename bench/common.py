@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psutil
+import yaml
 
 from servegate.torchserve.process import TorchServe
 from servegate.torchserve.settings import Ports, TorchServeSettings
@@ -32,6 +34,25 @@ def torchserve(store: Path, workdir: Path, models: tuple[str, ...] = ()) -> Iter
         yield server
     finally:
         server.stop()
+
+
+def one_variant_config(ts: TorchServe, path: Path) -> Path:
+    """A gateway config at ``path``: route ``mlp`` -> variant ``stable`` (``mlp_torchscript``
+    on ``ts``, its key file read as the gateway reads it)."""
+    s = ts.settings
+    backend = {"inference_url": s.url("inference"), "key_file": str(s.key_file)}
+    stable = {"name": "stable", "backend": "ts", "model": "mlp_torchscript", "weight": 100}
+    routes = {"mlp": {"variants": [stable]}}
+    path.write_text(yaml.safe_dump({"backends": {"ts": backend}, "routes": routes}))
+    return path
+
+
+def emit(result: dict[str, object], out: Path | None) -> None:
+    """Print a benchmark's result; append it to ``out`` (a JSON line) when given."""
+    sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    if out is not None:
+        with out.open("a") as fh:
+            fh.write(json.dumps(result) + "\n")
 
 
 def pct(values: list[float], q: float) -> float:

@@ -28,9 +28,8 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
-import yaml
 
-from bench.common import pct, quick_export, spawn_gateway, torchserve
+from bench.common import emit, one_variant_config, pct, quick_export, spawn_gateway, torchserve
 from bench.environment import cpu_environment
 from servegate.ports import free_ports
 
@@ -167,12 +166,7 @@ def main() -> int:
         store = work / "store"
         quick_export("mlp", store, ("torchscript",), serving={"max_batch_delay_ms": 100})
         with torchserve(store, work / "ts") as ts:
-            s = ts.settings
-            backend = {"inference_url": s.url("inference"), "key_file": str(s.key_file)}
-            stable = {"name": "stable", "backend": "ts", "model": "mlp_torchscript", "weight": 100}
-            config = work / "gateway.yaml"
-            routes = {"mlp": {"variants": [stable]}}
-            config.write_text(yaml.safe_dump({"backends": {"ts": backend}, "routes": routes}))
+            config = one_variant_config(ts, work / "gateway.yaml")
             port, admin, grpc_port = free_ports(3)
             gateway = spawn_gateway(config, port, admin, grpc_port, work / "gateway.log")
             try:
@@ -195,10 +189,7 @@ def main() -> int:
                 gateway.terminate()
                 gateway.wait(60)
     result["environment"] = cpu_environment()
-    sys.stdout.write(json.dumps(result, indent=2) + "\n")
-    if args.out is not None:
-        with args.out.open("a") as fh:
-            fh.write(json.dumps(result) + "\n")
+    emit(result, args.out)
     return 0
 
 

@@ -38,9 +38,8 @@ from pathlib import Path
 
 import grpc
 import httpx
-import yaml
 
-from bench.common import quick_export, torchserve
+from bench.common import emit, one_variant_config, quick_export, torchserve
 from bench.environment import cpu_environment
 from servegate.ports import free_ports
 
@@ -188,12 +187,7 @@ def main() -> int:
         store = work / "store"
         quick_export("mlp", store, ("torchscript",))
         with torchserve(store, work / "ts") as ts:
-            s = ts.settings
-            backend = {"inference_url": s.url("inference"), "key_file": str(s.key_file)}
-            stable = {"name": "stable", "backend": "ts", "model": "mlp_torchscript", "weight": 100}
-            config = work / "gateway.yaml"
-            routes = {"mlp": {"variants": [stable]}}
-            config.write_text(yaml.safe_dump({"backends": {"ts": backend}, "routes": routes}))
+            config = one_variant_config(ts, work / "gateway.yaml")
             ports = free_ports(3)
             cli = Cli(work, args.src, config, ports)
             cli("start", *cli.args)
@@ -206,10 +200,7 @@ def main() -> int:
     result["rate"], result["grpc_rate"] = args.rate, args.grpc_rate
     result["duration_s"] = args.duration
     result["environment"] = cpu_environment()
-    print(json.dumps(result, indent=2))
-    if args.out is not None:
-        with args.out.open("a") as fh:
-            fh.write(json.dumps(result) + "\n")
+    emit(result, args.out)
     return 0
 
 

@@ -193,7 +193,7 @@ def _export_format(
         sha256=sha256_file(artifacts[0]),
         export_s=round(export_s, 2),
         archive=str(archive),
-        archive_sha256=pins.sha256_of(archive),
+        archive_sha256=pins.read(pins.pin_file_for(request.out)).archives[archive.name].sha256,
         exported_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
 

@@ -25,6 +25,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from handlers.manifest import sha256_file
+
 log = logging.getLogger(__name__)
 
 PIN_SUFFIX = ".pins.json"
@@ -77,7 +79,7 @@ def read(pin_file: Path) -> PinFile:
 def record(pin_file: Path, archive: Path, *, model: str, fmt: str) -> Pin:
     """Pin ``archive`` (just written by an export) in ``pin_file``."""
     pin = Pin(
-        sha256=sha256_of(archive),
+        sha256=sha256_file(archive),
         size=archive.stat().st_size,
         model=model,
         format=fmt,
@@ -133,14 +135,6 @@ def copy_verified(source: Path, pin: Pin, dest: Path) -> None:
             f"{size} bytes): it was modified after export; export it again"
         )
     dest.chmod(0o444)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @contextmanager

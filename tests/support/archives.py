@@ -15,7 +15,7 @@ from model_archiver.model_archiver import ModelArchiver
 from model_archiver.model_archiver_config import ModelArchiverConfig
 
 from export.package import _private_tempdir, seal, zip_archive
-from handlers.manifest import MANIFEST_NAME, Manifest
+from handlers.manifest import MANIFEST_NAME, Manifest, sha256_file
 from servegate import pins
 
 
@@ -26,7 +26,7 @@ def copy_archives(source_store: Path, store: Path, *names: str) -> None:
     for archive in names or tuple(source_pins):
         pin = source_pins[archive]
         shutil.copy2(source_store / archive, store / archive)
-        assert pins.sha256_of(store / archive) == pin.sha256, f"{archive} differs from its pin"
+        assert sha256_file(store / archive) == pin.sha256, f"{archive} differs from its pin"
         pins.record(pins.pin_file_for(store), store / archive, model=pin.model, fmt=pin.format)
 
 
