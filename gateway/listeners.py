@@ -93,13 +93,13 @@ def bind_listeners(
     try:
         if not taken:
             ensure_free(*data)
-            taken.append(reuseport_socket(*data))
+            taken.append(listening_socket(*data, reuseport=True))
         port = taken[0].getsockname()[1]
         while len(taken) < processes:
-            taken.append(reuseport_socket(data[0], port))
+            taken.append(listening_socket(data[0], port, reuseport=True))
         if admin is not None and admin_sock is None:
             ensure_free(*admin)
-            admin_sock = plain_socket(*admin)
+            admin_sock = listening_socket(*admin, reuseport=False)
     except BaseException:
         Listeners(taken, admin_sock).close()
         raise
@@ -126,24 +126,14 @@ def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-def reuseport_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket that other sockets of this user may join (SO_REUSEPORT)."""
+def listening_socket(host: str, port: int, *, reuseport: bool) -> socket.socket:
+    """A listening TCP socket; with ``reuseport`` other sockets of this user may join it
+    (SO_REUSEPORT)."""
     sock = socket.socket(_family(host))
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))
-        sock.listen(BACKLOG)
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    return sock
-
-
-def plain_socket(host: str, port: int) -> socket.socket:
-    sock = socket.socket(_family(host))
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuseport:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
         sock.listen(BACKLOG)
     except OSError as exc:
