@@ -88,6 +88,7 @@ class GatewayServer:
         self._stop: asyncio.Event | None = None
         self._stop_asked = False
         self._drain: _Drain | None = None
+        self._drain_begun: asyncio.Future[int] | None = None  # done once everything is told
         self._stopping: list[asyncio.Task[None]] = []
 
     @property
@@ -276,9 +277,23 @@ class GatewayServer:
 
     async def _begin_drain(self, why: str) -> int:
         """Stop accepting everywhere and stop writing state, at once; the requests in flight
-        then. Idempotent: the drain begins once."""
-        if self._drain is not None:
-            return self._drain.in_flight
+        then. The drain begins once: a second caller (``serve``, woken by a listener that
+        finished draining, while a handover's drain is still telling gRPC and the workers)
+        waits until the first has told everything, so that ``_finish_drain`` waits for all of
+        it and nothing is stopped twice (a second SIGTERM cuts a worker's drain short)."""
+        if self._drain_begun is not None:
+            return await asyncio.shield(self._drain_begun)
+        begun = self._drain_begun = asyncio.get_running_loop().create_future()
+        try:
+            in_flight = await self._start_drain(why)
+        except BaseException as exc:
+            begun.set_exception(exc)
+            begun.exception()  # retrieved: the first caller raises it
+            raise
+        begun.set_result(in_flight)
+        return in_flight
+
+    async def _start_drain(self, why: str) -> int:
         gw = self.gateway
         assert gw is not None and self._stop is not None
         loop = asyncio.get_running_loop()

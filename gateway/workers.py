@@ -85,6 +85,7 @@ class WorkerPool:
         self._context = multiprocessing.get_context("spawn")
         self._slots = [_Slot(s, self._context) for s in sockets]
         self._stopping = False
+        self._stopped: asyncio.Future[None] | None = None
 
     def start(self) -> None:
         for slot in self._slots:
@@ -145,7 +146,13 @@ class WorkerPool:
 
     async def stop(self, deadline: float) -> None:
         """Ask every worker to drain (SIGTERM); kill the ones still running at ``deadline``
-        (``time.monotonic()``)."""
+        (``time.monotonic()``). Asked again, it waits for the first stop: only ``hurry``
+        signals a worker a second time."""
+        if self._stopped is None:
+            self._stopped = asyncio.ensure_future(self._stop_all(deadline))
+        await asyncio.shield(self._stopped)
+
+    async def _stop_all(self, deadline: float) -> None:
         self._stopping = True
         procs = [slot.proc for slot in self._slots if slot.proc is not None]
         for proc in procs:
