@@ -19,6 +19,8 @@ TASK ?=
 HUB_KWARGS ?=
 TRUST_PICKLE ?=
 NAME ?=
+# The archives' version (default 1.0): VERSION=2.0 writes NAME_<format>.v2.0.mar beside 1.0's.
+VERSION ?=
 # The extra a model source needs, installed on first use (export time only).
 SOURCE_EXTRA = $(if $(CKPT),lightning,$(if $(filter fastai:%,$(MODEL)),fastai,$(if $(filter hf:%,$(MODEL)),hf)))
 # e.g. https://download.pytorch.org/whl/cpu: torch from that index (CPU-only: no CUDA libraries)
@@ -31,7 +33,7 @@ STUBS := gateway/grpc/stubs/__init__.py
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 	@echo "  variables: MODEL=$(MODEL) FORMATS=$(FORMATS) OUT=$(OUT) STORE=$(STORE) WEIGHTS="
-	@echo "             CKPT= ALLOW_GLOBALS= INIT_KWARGS= TASK= HUB_KWARGS= TRUST_PICKLE= NAME="
+	@echo "             CKPT= ALLOW_GLOBALS= INIT_KWARGS= TASK= HUB_KWARGS= TRUST_PICKLE= NAME= VERSION="
 	@echo "             TORCH_INDEX=$(TORCH_INDEX) (e.g. https://download.pytorch.org/whl/cpu)"
 
 install: $(VENV)/.installed $(STUBS) ## create .venv with the runtime, generate gRPC stubs (quick when done)
@@ -60,7 +62,7 @@ export: install $(if $(SOURCE_EXTRA),$(VENV)/.installed-$(SOURCE_EXTRA)) ## expo
 	  $(if $(CKPT),--ckpt $(CKPT)) $(foreach g,$(ALLOW_GLOBALS),--allow-global $(g)) \
 	  $(if $(INIT_KWARGS),--init-kwargs '$(INIT_KWARGS)') $(if $(TASK),--task $(TASK)) \
 	  $(if $(HUB_KWARGS),--hub-kwargs '$(HUB_KWARGS)') $(if $(TRUST_PICKLE),--trust-pickle) \
-	  $(if $(NAME),--name $(NAME))
+	  $(if $(NAME),--name $(NAME)) $(if $(VERSION),--version $(VERSION))
 
 $(VENV)/.installed-hf $(VENV)/.installed-lightning $(VENV)/.installed-fastai: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[$(subst $(VENV)/.installed-,,$@)]'

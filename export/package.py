@@ -26,26 +26,38 @@ from export.spec import OIP_DATATYPE, ModelSpec, TensorSpec
 from handlers import servegate_handler
 from handlers.manifest import (
     BYTECODE_DIR,
+    DEFAULT_VERSION,
     MANIFEST_NAME,
     Format,
     Manifest,
     TensorInfo,
+    archive_file_name,
     archive_files,
     sha256_file,
 )
 from servegate import pins
 
-ARCHIVE_VERSION = "1.0"
-
 
 def archive_name(spec: ModelSpec, fmt: str) -> str:
+    """The TorchServe model name of ``spec`` in format ``fmt`` (the same for every version)."""
     return f"{spec.name}_{fmt}"
 
 
+def archive_path(out: Path, spec: ModelSpec, fmt: str, version: str) -> Path:
+    return out / archive_file_name(archive_name(spec, fmt), version)
+
+
 def build_archive(
-    spec: ModelSpec, fmt: Format, artifacts: list[Path], stage: Path, out: Path
+    spec: ModelSpec,
+    fmt: Format,
+    artifacts: list[Path],
+    stage: Path,
+    out: Path,
+    *,
+    version: str = DEFAULT_VERSION,
 ) -> Path:
-    """Package, seal and pin OUT/NAME_<fmt>.mar; return its path."""
+    """Package, seal and pin OUT/NAME_<fmt>.mar (``NAME_<fmt>.v<version>.mar`` for a version
+    other than 1.0); return its path."""
     stage.mkdir(parents=True, exist_ok=True)
     extras = [*artifacts[1:]]
     for name, source in spec.extra_files(stage).items():
@@ -65,7 +77,7 @@ def build_archive(
             ModelArchiverConfig(
                 model_name=name,
                 handler=str(handler),
-                version=ARCHIVE_VERSION,
+                version=version,
                 serialized_file=str(artifacts[0]),
                 extra_files=",".join(str(p) for p in extras),
                 export_path=str(laid_out),
@@ -78,6 +90,7 @@ def build_archive(
     manifest = Manifest(
         model=spec.name,
         format=fmt,
+        version=version,
         task=spec.task,
         artifact=artifacts[0].name,
         sha256=seal(files),
@@ -86,9 +99,9 @@ def build_archive(
         outputs=tuple(tensor_info(t) for t in spec.outputs),
     )
     manifest.write(files)
-    mar = zip_archive(files, out / f"{name}.mar")
+    mar = zip_archive(files, archive_path(out, spec, fmt, version))
     shutil.rmtree(laid_out, ignore_errors=True)
-    pins.record(pins.pin_file_for(out), mar, model=spec.name, fmt=fmt)
+    pins.record(pins.pin_file_for(out), mar, model=spec.name, fmt=fmt, version=version)
     return mar
 
 

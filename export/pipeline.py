@@ -22,7 +22,7 @@ from export.errors import ExportError, FormatFailed, SpecMismatch
 from export.exporters import EXPORTERS, get_exporter
 from export.failure import strip_ansi, summary
 from export.library_parity import LibraryCheck
-from export.package import archive_name, build_archive
+from export.package import archive_path, build_archive
 from export.parity import EagerReference
 from export.parity_inputs import parity_cases, seeded_example
 from export.probe import probe
@@ -34,7 +34,7 @@ from export.sources.options import SourceOptions
 from export.spec import ModelSpec, ServingConfig
 from export.timing import TimingPlan, latency_ms
 from export.worker_inputs import check_worker_inputs
-from handlers.manifest import Format, sha256_file
+from handlers.manifest import DEFAULT_VERSION, Format, sha256_file
 from handlers.runtimes import load_runtime
 from handlers.runtimes.eager import EagerRuntime
 from servegate import pins
@@ -60,6 +60,14 @@ class ExportRequest:
     serving_overrides: Mapping[str, int] = field(default_factory=dict)
     # What a model source needs besides MODEL: a Lightning checkpoint, hub kwargs, trust flags.
     source: SourceOptions = field(default_factory=SourceOptions)
+    # The archives' version: 1.0 writes NAME_<fmt>.mar, another NAME_<fmt>.v<version>.mar
+    # beside them (handlers.manifest.archive_file_name), with its own report.
+    version: str = DEFAULT_VERSION
+
+
+def work_dir(out: Path, model: str, version: str) -> Path:
+    """Where a version's report and per-format files go: OUT/NAME, or OUT/NAME/v<version>."""
+    return out / model if version == DEFAULT_VERSION else out / model / f"v{version}"
 
 
 def run_export(request: ExportRequest) -> ExportReport:
@@ -70,7 +78,7 @@ def run_export(request: ExportRequest) -> ExportReport:
             spec = spec.model_copy(update={"serving": ServingConfig.model_validate(serving)})
         except ValidationError as exc:
             raise ExportError(f"invalid serving settings: {exc.errors()[0]['msg']}") from None
-    work = request.out / spec.name
+    work = work_dir(request.out, spec.name, request.version)
     work.mkdir(parents=True, exist_ok=True)
     with _exclusive(work), _full_fp32():
         return _run_locked(request, spec, work)
@@ -115,8 +123,10 @@ def _run_locked(request: ExportRequest, spec: ModelSpec, work: Path) -> ExportRe
         cases = run_user_code("the parity inputs", parity_cases, spec, work)
         reference = run_user_code("the eager parity reference", EagerReference, cases, eager)
         library = _library_check(spec, eager, work)
-    report = ExportReport.read(work).kept(_archives_in(request.out, spec), request.formats)
+    archives = _archives_in(request.out, spec, request.version)
+    report = ExportReport.read(work).kept(archives, request.formats)
     report.model = spec.name
+    report.version = request.version
     report.library = library.library if library else None
     for i, fmt in enumerate(request.formats, 1):
         log.info("[%s] format %d/%d: %s", spec.name, i, len(request.formats), fmt)
@@ -132,7 +142,7 @@ def _run_locked(request: ExportRequest, spec: ModelSpec, work: Path) -> ExportRe
         except FormatFailed as exc:
             log.error("[%s] %s", spec.name, exc)
             report.formats[fmt] = FormatReport(error=f"{exc.stage}: {exc.reason}")
-            _drop_stale_archive(request.out / f"{archive_name(spec, fmt)}.mar")
+            _drop_stale_archive(archive_path(request.out, spec, fmt, request.version))
     with step(f"[{spec.name}] timing eager"):
         report.eager = EagerReport(latency_ms=latency_ms(eager, spec, request.timing))
     path = report.write(work)
@@ -182,7 +192,9 @@ def _export_format(
     with _stage(fmt, "timing", fmt_dir), step(f"[{spec.name}] {fmt}: timing"):
         latency = latency_ms(runtime, spec, request.timing)
     with _stage(fmt, "packaging", fmt_dir), step(f"[{spec.name}] {fmt}: packaging"):
-        archive = build_archive(spec, fmt, artifacts, fmt_dir / "archive", request.out)
+        archive = build_archive(
+            spec, fmt, artifacts, fmt_dir / "archive", request.out, version=request.version
+        )
     return FormatReport(
         parity_ok=True,
         max_abs_err=parity.max_abs_err,
@@ -243,9 +255,9 @@ def _stage(fmt: str, stage: str, fmt_dir: Path) -> Iterator[None]:
         raise FormatFailed(fmt, stage, reason) from exc
 
 
-def _archives_in(out: Path, spec: ModelSpec) -> dict[str, Path]:
-    """This model's archives in OUT, by format."""
-    paths = {fmt: out / f"{archive_name(spec, fmt)}.mar" for fmt in FORMATS}
+def _archives_in(out: Path, spec: ModelSpec, version: str) -> dict[str, Path]:
+    """This model's archives of ``version`` in OUT, by format."""
+    paths = {fmt: archive_path(out, spec, fmt, version) for fmt in FORMATS}
     return {fmt: p for fmt, p in paths.items() if p.is_file()}
 
 

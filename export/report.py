@@ -1,4 +1,5 @@
-"""The export report: ``OUT/<name>/export_report.json`` and the same as a printed table.
+"""The export report: ``OUT/<name>/export_report.json`` (``OUT/<name>/v<version>/...`` for a
+version other than 1.0) and the same as a printed table.
 
 The report describes every archive of the model in OUT: a run of some formats replaces their
 entries and keeps the entries of the other formats whose archives are still there.
@@ -43,6 +44,7 @@ class EagerReport(BaseModel):
 
 class ExportReport(BaseModel):
     model: str
+    version: str = "1.0"
     formats: dict[str, FormatReport] = Field(default_factory=dict)
     eager: EagerReport = EagerReport()
     library: str | None = None  # the library the served answers were checked against
@@ -67,7 +69,9 @@ class ExportReport(BaseModel):
             for fmt, entry in self.formats.items()
             if fmt not in again and entry.parity_ok and fmt in archives
         }
-        return ExportReport(model=self.model, formats=formats, library=self.library)
+        return ExportReport(
+            model=self.model, version=self.version, formats=formats, library=self.library
+        )
 
     def write(self, directory: Path) -> Path:
         path = directory / REPORT_NAME

@@ -30,6 +30,17 @@ MANIFEST_NAME = "servegate.json"
 BYTECODE_DIR = "__pycache__"
 Format = Literal["torchscript", "aoti", "onnx", "onnx_int8", "eager"]
 Task = Literal["text_embedding", "text_classification", "image_classification", "tensor"]
+# Every archive was version 1.0 before versions existed; its file keeps the plain name.
+DEFAULT_VERSION = "1.0"
+VERSION_PATTERN = r"^[0-9]{1,6}(\.[0-9]{1,6}){0,3}$"
+
+
+def archive_file_name(model_name: str, version: str) -> str:
+    """The file of TorchServe model ``model_name`` at ``version`` in a store: ``NAME.mar`` for
+    1.0, ``NAME.v<version>.mar`` otherwise, so that versions sit side by side and neither
+    overwrites the other. (gateway/backends/archive.py repeats this rule without importing
+    handlers; tests/export/test_versions.py checks that they agree.)"""
+    return f"{model_name}.mar" if version == DEFAULT_VERSION else f"{model_name}.v{version}.mar"
 
 
 class TensorInfo(BaseModel):
@@ -47,6 +58,7 @@ class Manifest(BaseModel):
 
     model: str
     format: Format
+    version: str = Field(default=DEFAULT_VERSION, pattern=VERSION_PATTERN)
     task: Task
     artifact: str
     sha256: dict[str, str] = Field(description="file name in the archive -> hex digest")

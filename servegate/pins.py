@@ -43,6 +43,7 @@ class Pin(BaseModel):
     size: int = Field(ge=0)
     model: str
     format: str
+    version: str = "1.0"
     pinned_at: str
 
 
@@ -76,13 +77,14 @@ def read(pin_file: Path) -> PinFile:
         raise PinError(f"the pin file {pin_file} is not valid: {exc.errors()[0]['msg']}") from None
 
 
-def record(pin_file: Path, archive: Path, *, model: str, fmt: str) -> Pin:
+def record(pin_file: Path, archive: Path, *, model: str, fmt: str, version: str = "1.0") -> Pin:
     """Pin ``archive`` (just written by an export) in ``pin_file``."""
     pin = Pin(
         sha256=sha256_file(archive),
         size=archive.stat().st_size,
         model=model,
         format=fmt,
+        version=version,
         pinned_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     with _locked(pin_file):

@@ -22,6 +22,12 @@ TEXT_INPUT = TensorSpec("text", "BYTES", (-1,))
 TEXT_TASKS = ("text_embedding", "text_classification")
 
 
+def archive_file_name(model: str, version: str) -> str:
+    """The archive of TorchServe model ``model`` at ``version`` in a model store: the rule of
+    ``handlers.manifest.archive_file_name`` (the gateway does not import ``handlers``)."""
+    return f"{model}.mar" if version == "1.0" else f"{model}.v{version}.mar"
+
+
 def read_signature(mar: Path) -> ModelSignature:
     stat = mar.stat()
     return _cached(str(mar), stat.st_mtime_ns, stat.st_size)

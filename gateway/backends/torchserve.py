@@ -25,7 +25,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 
-from gateway.backends.archive import read_signature
+from gateway.backends.archive import archive_file_name, read_signature
 from gateway.backends.base import Backend, BackendResponse, ModelSignature, Payload
 from gateway.backends.grpc_upstream import GrpcPool, KeyRejected, ModelNotServed
 from gateway.backends.http import HttpPool, HttpReply
@@ -129,7 +129,7 @@ class TorchServeBackend(Backend):
     def signature(self, variant: Variant) -> ModelSignature:
         if self.config.model_store is None:
             raise BackendUnavailable(f"backend {self.name!r} has no model_store for metadata")
-        mar = self.config.model_store / f"{variant.model}.mar"
+        mar = self.config.model_store / archive_file_name(variant.model, variant.version)
         try:
             return read_signature(mar)
         except (OSError, KeyError, ValueError) as exc:

@@ -38,8 +38,10 @@ models:
 formats: {", ".join(FORMATS)} (onnx_int8 only on request)
 
 output:
-  OUT/NAME_<format>.mar            one archive per verified format
+  OUT/NAME_<format>.mar            one archive per verified format (version 1.0)
   OUT/NAME/export_report.json      every archive of NAME in OUT: parity, latency, size
+  OUT/NAME_<format>.vV.mar         with --version V (not 1.0): beside the others
+  OUT/NAME/vV/export_report.json   that version's report
   OUT/NAME/<format>/error.log      full traceback and console output of a failed format
 
 exit status:
@@ -75,6 +77,13 @@ def register(sub: Any) -> None:
         type=Path,
         default=Path("model_store"),
         help="archive directory (default: %(default)s)",
+    )
+    p.add_argument(
+        "--version",
+        dest="model_version",
+        default="1.0",
+        help="the archives' version, e.g. 2.0: written beside the other versions' archives, "
+        "served at /predictions/MODEL/VERSION (default: %(default)s)",
     )
     p.add_argument(
         "--weights",
@@ -170,8 +179,14 @@ def _source_options(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from export.errors import EXIT_CANNOT_START
+    import re
 
+    from export.errors import EXIT_CANNOT_START
+    from handlers.manifest import VERSION_PATTERN
+
+    if not re.match(VERSION_PATTERN, args.model_version):
+        log.error("version %r: use numbers and dots, e.g. 2.0 or 1.2.3", args.model_version)
+        return EXIT_CANNOT_START
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
@@ -206,6 +221,7 @@ def run(args: argparse.Namespace) -> int:
         timing=TimingPlan(budget_s=args.timing_budget),
         serving_overrides=overrides,
         device=args.device,
+        version=args.model_version,
     )
     return export_and_report(request)
 
@@ -220,7 +236,9 @@ def export_and_report(request: ExportRequest) -> int:
     except ExportError as exc:
         log.error("%s", exc)
         return exc.exit_code
-    sys.stdout.write(f"\nExport report for {report.model}\n{report.table()}\n")
+    sys.stdout.write(
+        f"\nExport report for {report.model} version {report.version}\n{report.table()}\n"
+    )
     failed = {f: r for f, r in report.failed.items() if f in request.formats}
     if failed:
         for fmt, reason in failed.items():

@@ -24,6 +24,7 @@ import psutil
 
 from servegate import pins
 from servegate.pins import PinError
+from servegate.torchserve.identity import ServedAs, served_as
 from servegate.torchserve.keys import KeyFile
 from servegate.torchserve.settings import TorchServeSettings
 
@@ -179,6 +180,13 @@ class TorchServe:
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         return env
 
+    def served(self, name: str) -> ServedAs:
+        """The model and version archive ``name`` (its staged copy) registers as."""
+        try:
+            return served_as(self.settings.staged_store / f"{name}.mar")
+        except ValueError:  # not staged (yet): the name as a 1.0 archive's
+            return ServedAs(name, "1.0")
+
     def _statuses(self, names: list[str]) -> list[ModelStatus]:
         headers: dict[str, str] = {}
         if self.settings.token_auth:
@@ -191,7 +199,7 @@ class TorchServe:
         with httpx.Client(base_url=self.settings.url("management"), timeout=5.0) as client:
             for name in names:
                 try:
-                    resp = client.get(f"/models/{name}", headers=headers)
+                    resp = client.get(f"/models/{self.served(name).path}", headers=headers)
                 except httpx.HTTPError:
                     return []
                 workers = resp.json()[0].get("workers", []) if resp.status_code == 200 else []
@@ -207,14 +215,15 @@ class TorchServe:
         failed_lines = [
             ln for ln in text.splitlines() if any(m in ln for m in LOAD_FAILURE_MARKERS)
         ]
-        failed = [m for m in wanted if any(_worker_of(ln, m) for ln in failed_lines)]
+        served = {m: self.served(m) for m in wanted}
+        failed = [m for m in wanted if any(_worker_of(ln, served[m]) for ln in failed_lines)]
         # The workers' own output (our handler's log lines and tracebacks), without the
         # frontend's timestamp/worker prefix; only the failed archives' workers where known.
         worker = [
             line.split(WORKER_LOG_PREFIX, 1)[1]
             for line in self._read_log("model_log.log").splitlines()
             if WORKER_LOG_PREFIX in line
-            and (not failed or any(_worker_of(line, m) for m in failed))
+            and (not failed or any(_worker_of(line, served[m]) for m in failed))
         ]
         said = "\n".join(worker[-30:]) or self._tail("ts_log.log")
         store = self.settings.store
@@ -233,7 +242,8 @@ class TorchServe:
         return "\n".join(self._read_log(name).splitlines()[-n:])
 
 
-def _worker_of(line: str, model: str) -> bool:
+def _worker_of(line: str, model: ServedAs) -> bool:
     """Whether a TorchServe log line comes from a worker of ``model`` (threads are named
     ``W-<port>-<model>_<version>``)."""
-    return re.search(rf"\bW-\d+-{re.escape(model)}_[^_\s]+\b", line) is not None
+    name = re.escape(f"{model.model}_{model.version}")
+    return re.search(rf"\bW-\d+-{name}(?![\w.])", line) is not None
