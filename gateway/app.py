@@ -17,7 +17,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp
 
 from gateway.admin import api as admin_api
-from gateway.admin import canary_api
+from gateway.admin import canary_api, variants_api
 from gateway.errors import GatewayError
 from gateway.rest import oip, predictions
 from gateway.state import Gateway
@@ -82,6 +82,7 @@ def create_admin_app(gw: Gateway, token: str | None) -> FastAPI:
     if token:
         app.include_router(admin_api.router)
         app.include_router(canary_api.router)
+        app.include_router(variants_api.router)
     else:
         log.warning("no admin token configured: the admin API is off")
 

@@ -58,6 +58,25 @@ class AdminClient:
         body: dict[str, Any] = resp.json()
         return body
 
+    def route(self, route: str) -> dict[str, Any]:
+        """``{"version": ..., "route": {...}}``: one route as the config holds it."""
+        body: dict[str, Any] = self._call("GET", f"/admin/routes/{route}").json()
+        return body
+
+    def set_variant(
+        self, route: str, variant: str, fields: dict[str, str | int], reason: str = ""
+    ) -> dict[str, Any]:
+        """Point ``variant`` at another backend/model/version and/or weight (audited)."""
+        version = self.route(route)["version"]
+        resp = self._call(
+            "PUT",
+            f"/admin/routes/{route}/variants/{variant}",
+            json={**fields, **({"reason": reason} if reason else {})},
+            headers={"If-Match": f'"{version}"'},
+        )
+        body: dict[str, Any] = resp.json()
+        return body
+
     def canary(self, route: str, action: str | None = None) -> dict[str, Any]:
         """The route's analysis status, after ``action`` (start, pause, ...) when given."""
         if action is None:
