@@ -28,7 +28,7 @@ from export.parity_inputs import parity_cases, seeded_example
 from export.probe import probe
 from export.progress import step
 from export.registry import resolve
-from export.report import EagerReport, ExportReport, FormatReport
+from export.report import EagerReport, ExportReport, FormatReport, report_dir
 from export.sources.lightning_load import allowed_globals
 from export.sources.options import SourceOptions
 from export.spec import ModelSpec, ServingConfig
@@ -65,11 +65,6 @@ class ExportRequest:
     version: str = DEFAULT_VERSION
 
 
-def work_dir(out: Path, model: str, version: str) -> Path:
-    """Where a version's report and per-format files go: OUT/NAME, or OUT/NAME/v<version>."""
-    return out / model if version == DEFAULT_VERSION else out / model / f"v{version}"
-
-
 def run_export(request: ExportRequest) -> ExportReport:
     spec = resolve(request.model, request.source)
     if request.serving_overrides:
@@ -78,7 +73,7 @@ def run_export(request: ExportRequest) -> ExportReport:
             spec = spec.model_copy(update={"serving": ServingConfig.model_validate(serving)})
         except ValidationError as exc:
             raise ExportError(f"invalid serving settings: {exc.errors()[0]['msg']}") from None
-    work = work_dir(request.out, spec.name, request.version)
+    work = report_dir(request.out, spec.name, request.version)
     work.mkdir(parents=True, exist_ok=True)
     with _exclusive(work), _full_fp32():
         return _run_locked(request, spec, work)

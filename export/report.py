@@ -15,6 +15,12 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 REPORT_NAME = "export_report.json"
+DEFAULT_VERSION = "1.0"
+
+
+def report_dir(out: Path, model: str, version: str) -> Path:
+    """Where a version's report and per-format files go: OUT/NAME, or OUT/NAME/v<version>."""
+    return out / model if version == DEFAULT_VERSION else out / model / f"v{version}"
 
 
 class FormatReport(BaseModel):

@@ -81,6 +81,13 @@ def register(sub: Any) -> None:
         "nothing but the gateway reach it (Kubernetes, see deploy/k8s)",
     )
     serve.add_argument(
+        "--no-model-api",
+        dest="model_api",
+        action="store_false",
+        help="keep TorchServe's register/delete API off: no live registration "
+        "(`servegate rollout`); it is always off without token authorization",
+    )
+    serve.add_argument(
         "--foreground",
         action="store_true",
         help="stay attached until TorchServe exits; SIGTERM stops it (container entry point)",
@@ -114,6 +121,7 @@ def settings_from(args: argparse.Namespace) -> TorchServeSettings:
         ready_timeout_s=args.ready_timeout,
         token_expiration_min=args.token_expiration_min,
         token_auth=args.token_auth,
+        model_api=args.model_api,
     )
 
 
@@ -133,8 +141,13 @@ def run_serve(args: argparse.Namespace) -> int:
     sys.stdout.write(
         f"TorchServe is ready: {', '.join(s.name for s in statuses)}\n"
         f"  inference   {settings.url('inference')}/predictions/<model>\n"
-        f"  management  {settings.url('management')} (register/delete API off)\n"
-        f"  metrics     {settings.url('metrics')}/metrics\n"
+        f"  management  {settings.url('management')} (register/delete API "
+        + (
+            "on, from the checked store only: servegate rollout)\n"
+            if settings.model_api_on
+            else "off)\n"
+        )
+        + f"  metrics     {settings.url('metrics')}/metrics\n"
         f"  gRPC        {settings.host}:{p.grpc_inference} (inference), "
         f"{p.grpc_management} (management)\n"
         + (

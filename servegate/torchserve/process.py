@@ -26,12 +26,12 @@ from servegate import pins
 from servegate.pins import PinError
 from servegate.torchserve.identity import ServedAs, served_as
 from servegate.torchserve.keys import KeyFile
+from servegate.torchserve.registry import STATE_FILE
 from servegate.torchserve.settings import TorchServeSettings
 
 log = logging.getLogger("servegate.serve")
 
 PID_FILE = ".model_server.pid"
-STATE_FILE = "servegate-serve.json"
 WORKER_LOG_PREFIX = "MODEL_LOG - "
 LOAD_FAILURE_MARKERS = ("Backend worker process died", "Load model failed", "Failed to load model")
 
@@ -99,7 +99,7 @@ class TorchServe:
                 stdin=subprocess.DEVNULL,
                 check=True,
             )
-        (s.workdir / STATE_FILE).write_text(json.dumps({"models": archives}))
+        (s.workdir / STATE_FILE).write_text(json.dumps(self.state(archives)))
         log.info("TorchServe starting (pid %s), loading %s", self.pid(), ", ".join(archives))
 
     def wait_ready(self) -> list[ModelStatus]:
@@ -146,6 +146,18 @@ class TorchServe:
         psutil.wait_procs(alive, timeout=10)
         (self.settings.tmpdir / PID_FILE).unlink(missing_ok=True)
         return True
+
+    def state(self, archives: list[str]) -> dict[str, object]:
+        """What a later command needs to find this instance again (``registry.Instance``)."""
+        s = self.settings
+        return {
+            "models": archives,
+            "store": str(s.store.resolve()),
+            "pins": str(s.pin_file.resolve()),
+            "inference_url": s.url("inference"),
+            "management_url": s.url("management"),
+            "model_api": s.model_api_on,
+        }
 
     # -- state -----------------------------------------------------------------------------
     def pid(self) -> int | None:

@@ -1,9 +1,12 @@
 """TorchServe instance settings, rendered into its ``config.properties``.
 
 Hardening beyond TorchServe's defaults: every port on loopback, token authorization on,
-model register/delete API off, and Prometheus-format metrics. TorchServe's model store is not
-the user's store but ``staged_store``: the pinned archives copied and checked by
-``servegate.pins`` into the instance's working directory, and ``allowed_urls`` is limited to it.
+and Prometheus-format metrics. TorchServe's model store is not the user's store but
+``staged_store``: the pinned archives copied and checked by ``servegate.pins`` into the
+instance's working directory, and ``allowed_urls`` is limited to it. The model register/delete
+API is on (``model_api``) only together with token authorization: ``servegate rollout`` loads a
+new version through it, and only from ``staged_store`` (``servegate.torchserve.registry``;
+docs/serving.md, "Registering a new version").
 
 In a container ``host`` is ``0.0.0.0`` (inference, metrics and gRPC inference must be reachable
 from the gateway's container or pod; the compose network or the NetworkPolicy fences them), while
@@ -51,9 +54,15 @@ class TorchServeSettings(BaseModel):
     management_host: str = "127.0.0.1"
     ports: Ports = Ports()
     token_auth: bool = True
+    # The register/delete API, for live registration of new versions; never without tokens.
+    model_api: bool = True
     token_expiration_min: int = Field(default=60, ge=1)
     ready_timeout_s: float = Field(default=300.0, gt=0)
     max_request_size: int = Field(default=16 * 1024 * 1024, ge=1024)
+
+    @property
+    def model_api_on(self) -> bool:
+        return self.model_api and self.token_auth
 
     @property
     def config_file(self) -> Path:
@@ -109,7 +118,7 @@ class TorchServeSettings(BaseModel):
             "load_models": ",".join(f"{m}.mar" for m in self.archives()),
             "metrics_mode": "prometheus",
             "disable_token_authorization": "false" if self.token_auth else "true",
-            "enable_model_api": "false",
+            "enable_model_api": "true" if self.model_api_on else "false",
             "token_expiration_min": self.token_expiration_min,
             "allowed_urls": f"file://{re.escape(str(store))}/.*",
             "max_request_size": self.max_request_size,

@@ -15,7 +15,7 @@ from model_archiver.model_archiver import ModelArchiver
 from model_archiver.model_archiver_config import ModelArchiverConfig
 
 from export.package import _private_tempdir, seal, zip_archive
-from handlers.manifest import MANIFEST_NAME, Manifest, sha256_file
+from handlers.manifest import MANIFEST_NAME, Manifest, archive_file_name, sha256_file
 from servegate import pins
 
 
@@ -38,9 +38,11 @@ def repackage(
     handler: Path,
     extra: dict[str, str],
     model_config: str,
+    version: str = "1.0",
 ) -> Path:
-    """``source``'s artifact and task files as archive ``name`` in ``store`` with another
-    ``handler``, the ``extra`` files (name -> text) and ``model_config``; sealed and pinned."""
+    """``source``'s artifact and task files as archive ``name`` (at ``version``) in ``store``
+    with another ``handler``, the ``extra`` files (name -> text) and ``model_config``; sealed
+    and pinned."""
     stage = store / f"stage-{name}"
     shutil.rmtree(stage, ignore_errors=True)
     with zipfile.ZipFile(source) as mar:
@@ -61,7 +63,7 @@ def repackage(
             ModelArchiverConfig(
                 model_name=name,
                 handler=str(handler),
-                version="1.0",
+                version=version,
                 serialized_file=str(files / manifest.artifact),
                 extra_files=",".join(str(p) for p in extras),
                 export_path=str(stage),
@@ -71,9 +73,11 @@ def repackage(
             )
         )
     laid_out = stage / name
-    manifest.model_copy(update={"sha256": seal(laid_out)}).write(laid_out)
+    manifest.model_copy(update={"sha256": seal(laid_out), "version": version}).write(laid_out)
     assert (laid_out / MANIFEST_NAME).is_file()
-    mar = zip_archive(laid_out, store / f"{name}.mar")
+    mar = zip_archive(laid_out, store / archive_file_name(name, version))
     shutil.rmtree(stage)
-    pins.record(pins.pin_file_for(store), mar, model=manifest.model, fmt=manifest.format)
+    pins.record(
+        pins.pin_file_for(store), mar, model=manifest.model, fmt=manifest.format, version=version
+    )
     return mar

@@ -39,9 +39,12 @@ def faulty_archive(
     name: str,
     faults: dict[str, Any],
     serving: dict[str, Any] | None = None,
+    *,
+    version: str = "1.0",
 ) -> Path:
-    """Repackage ``source`` (a servegate .mar) as ``name`` with ``faults`` injected
-    (``serving`` overrides entries of ``TEST_SERVING``), sealed and pinned like an export."""
+    """Repackage ``source`` (a servegate .mar) as ``name`` at ``version`` with ``faults``
+    injected (``serving`` overrides entries of ``TEST_SERVING``), sealed and pinned like an
+    export."""
     return repackage(
         source,
         out,
@@ -49,6 +52,7 @@ def faulty_archive(
         handler=Path(faulty_handler.__file__),
         extra={"faults.json": json.dumps(faults)},
         model_config=yaml.safe_dump({**TEST_SERVING, **(serving or {})}),
+        version=version,
     )
 
 
