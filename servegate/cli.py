@@ -9,7 +9,15 @@ from collections.abc import Sequence
 from importlib import metadata
 
 from servegate import logs
-from servegate.commands import canary_cmd, demo_cmd, export_cmd, gateway_cmd, hub_cmd, serve_cmd
+from servegate.commands import (
+    canary_cmd,
+    demo_cmd,
+    export_cmd,
+    gateway_cmd,
+    hub_cmd,
+    rollout_cmd,
+    serve_cmd,
+)
 
 log = logging.getLogger("servegate")
 
@@ -42,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_cmd.register(sub)
     gateway_cmd.register(sub)
     canary_cmd.register(sub)
+    rollout_cmd.register(sub)
     demo_cmd.register(sub)
     hub_cmd.register(sub)
     return parser
