@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -54,7 +55,9 @@ def test_serve_then_stop_only_this_instance(
         config = (workdir / "config.properties").read_text()
         assert f"inference_address=http://127.0.0.1:{ports.inference}" in config
         assert "disable_token_authorization=false" in config
-        assert "enable_model_api=false" in config
+        # On for live registration (servegate rollout), from the private store only.
+        assert "enable_model_api=true" in config
+        assert f"allowed_urls=file://{re.escape(str(workdir.resolve() / 'store'))}/.*" in config
         assert "metrics_mode=prometheus" in config
         # TorchServe reads the checked copies in its own directory, never the user's store.
         staged = (workdir / "store").resolve()
@@ -77,7 +80,7 @@ def test_serve_then_stop_only_this_instance(
             f"{mgmt}/models?url=mlp_onnx.mar",
             headers={"Authorization": f"Bearer {keys.management.key}"},
         )
-        assert register.status_code >= 400  # model register API is off
+        assert register.status_code == 409  # loaded already; refusals: test_registration.py
         metrics = httpx.get(f"http://127.0.0.1:{ports.metrics}/metrics")
         assert metrics.status_code == 200
         assert "ts_inference_requests_total" in metrics.text
