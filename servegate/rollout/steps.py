@@ -62,6 +62,7 @@ class Rollout:
         self.store = store
         self.timing = timing
         self.say = say
+        self._canary_base = 0.0  # the canary's request count when the analysis started
 
     # -- begin: up to a running analysis --------------------------------------------------------
     def begin(self, route: str, candidate: Candidate) -> RolloutState:
@@ -132,6 +133,7 @@ class Rollout:
             )
             self._wait_ready(state)
             self._abort_if_asked(state)
+            self._canary_base = self._canary_requests(state)
             self.admin.canary(route, "start")
         except (AdminClientError, _Aborted) as exc:
             state = self._undo(state, "refused", f"refused before any traffic moved: {exc}")
@@ -142,7 +144,7 @@ class Rollout:
     def follow(self, state: RolloutState) -> RolloutState:
         route = state.route
         started = self.admin.canary(route).get("started_at", "")
-        base = self._canary_requests(state)
+        base = self._canary_base
         while True:
             status = self.admin.canary(route)
             if state.first_canary_request_s is None and self._canary_requests(state) > base:

@@ -27,6 +27,7 @@ class _Load:
     def __init__(self, rate: float) -> None:
         self.rate = rate
         self.outcomes: list[str] = []  # OK, or what went wrong
+        self.variants: list[str] = []  # the variant that answered each (HTTP), or "-"
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -48,6 +49,11 @@ class _Load:
 
     def failures(self) -> Counter[str]:
         return Counter(o for o in self.outcomes if o != OK)
+
+    def by_variant(self) -> Counter[tuple[str, str]]:
+        """(variant, "ok" or "failed") counts; "-" for an answer that named no variant."""
+        pairs = zip(self.variants, self.outcomes, strict=True)
+        return Counter((v, "ok" if o == OK else "failed") for v, o in pairs)
 
     def _run(self) -> None:
         raise NotImplementedError
@@ -78,9 +84,12 @@ class HttpLoad(_Load):
                 try:
                     resp = await client.post(self.url, json=self.body(i), headers=self.headers)
                     ok = resp.status_code == 200
-                    self.outcomes.append(OK if ok else f"{resp.status_code} {resp.text[:200]}")
+                    outcome = OK if ok else f"{resp.status_code} {resp.text[:200]}"
+                    variant = resp.headers.get("x-servegate-variant", "-")
                 except httpx.HTTPError as exc:
-                    self.outcomes.append(f"{type(exc).__name__}: {exc}")
+                    outcome, variant = f"{type(exc).__name__}: {exc}", "-"
+                self.variants.append(variant)
+                self.outcomes.append(outcome)
 
             pending: set[asyncio.Task[None]] = set()
             began, i = time.monotonic(), 0
