@@ -28,7 +28,7 @@ TORCH_INDEX ?=
 PYTEST_ARGS ?=
 STUBS := gateway/grpc/stubs/__init__.py
 
-.PHONY: help install install-dev protos export serve stop demo test test-fast test-deploy lint bench bench-overhead bench-gateway bench-grpc
+.PHONY: help install install-dev protos export serve stop demo demo-rollout test test-fast test-deploy lint bench bench-overhead bench-gateway bench-grpc
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -77,6 +77,9 @@ stop: install ## stop what `make serve` / `make demo` started (gateway and Torch
 
 demo: install ## export minilm, serve it behind the gateway (90/10 canary), send traffic
 	$(BIN)/servegate demo
+
+demo-rollout: install ## after `make demo`: export minilm 2.0 (ONNX) and roll it out under load
+	$(BIN)/servegate demo --rollout $(or $(VERSION),2.0)
 
 FAST := not export and not torchserve and not browser
 

@@ -116,6 +116,21 @@ def register(sub: Any) -> None:
         help="the gateway's config, written when absent (default: %(default)s)",
     )
     p.add_argument(
+        "--rollout",
+        metavar="VERSION",
+        help="after `make demo`: export minilm VERSION in ONNX and roll it out with "
+        "`servegate rollout` under load (make demo-rollout)",
+    )
+    p.add_argument(
+        "--rate", type=float, default=20.0, help="--rollout: requests a second (default: 20)"
+    )
+    p.add_argument(
+        "--grace",
+        type=float,
+        default=10.0,
+        help="--rollout: seconds before the previous version is unloaded (default: 10)",
+    )
+    p.add_argument(
         "--requests",
         type=int,
         default=300,
@@ -125,6 +140,10 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.rollout:
+        from servegate.commands import demo_rollout
+
+        return demo_rollout.run(args, MODEL, GATEWAY_URL)
     code = _ensure_archives(args.store)
     if code != 0:
         return code
@@ -160,7 +179,15 @@ def _ensure_archives(store: Path) -> int:
 
 
 def _start_torchserve(args: argparse.Namespace) -> int:
-    archives = tuple(f"{MODEL}_{fmt}" for fmt in FORMATS)
+    # Every pinned minilm archive, other versions too: a rolled-out version stays served.
+    pinned = pins.read(pins.pin_file_for(args.store)).archives
+    archives = tuple(
+        sorted(
+            name.removesuffix(".mar")
+            for name, pin in pinned.items()
+            if pin.model == MODEL and (args.store / name).is_file()
+        )
+    )
     server = TorchServe(TorchServeSettings(store=args.store, workdir=args.workdir, models=archives))
     if server.pid() is not None:
         log.info("TorchServe from %s is already running; restarting it", args.workdir)

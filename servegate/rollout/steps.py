@@ -169,23 +169,31 @@ class Rollout:
         return self._undo(state, phase, f"{outcome.replace('_', ' ')}: {last.get('reason', '')}")
 
     def _retire(self, state: RolloutState, reason: str) -> RolloutState:
-        previous = state.before["variants"][0]
-        old = ServedAs(previous["model"], previous["version"])
+        """After the grace period, unload what the promotion left unrouted: the stable's
+        previous version, and what the canary variant served before the rollout."""
+        new = ServedAs(state.served_model, state.served_version)
+        olds: list[ServedAs] = []
+        for v in (state.before["variants"][0], _variant(state.before, state.canary)):
+            old = ServedAs(v["model"], v["version"])
+            if old != new and old not in olds:
+                olds.append(old)
         state = self._put(
             state.moved(
                 "retiring",
-                f"promoted ({reason}); {old.path} is unloaded in {self.timing.grace_s:g} s",
+                f"promoted ({reason}); {', '.join(o.path for o in olds) or 'nothing'} "
+                f"to unload in {self.timing.grace_s:g} s",
             )
         )
         time.sleep(self.timing.grace_s)
-        if self._still_routed(old):
-            return self._put(
-                state.moved("promoted", f"{old.path} is still routed: kept loaded", retired="")
-            )
-        self.registry.unregister(old, archive_file_name(old.model, old.version))
-        return self._put(
-            state.moved("promoted", f"retired {old.path} (unloaded)", retired=old.path)
-        )
+        retired = []
+        for old in olds:
+            if self._still_routed(old):
+                state = self._put(state.moved("retiring", f"{old.path} is still routed: kept"))
+                continue
+            self.registry.unregister(old, archive_file_name(old.model, old.version))
+            retired.append(old.path)
+        what = f"retired {', '.join(retired)} (unloaded)" if retired else "nothing to unload"
+        return self._put(state.moved("promoted", what, retired=", ".join(retired)))
 
     # -- abort and undo -------------------------------------------------------------------------
     def abort(self, route: str, wait_s: float = 120.0) -> RolloutState | None:
