@@ -6,7 +6,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 MODEL ?= minilm
-FORMATS ?= torchscript,aoti,onnx
+# empty: servegate export's default formats (export/formats.py holds the list)
+FORMATS ?=
 OUT ?= model_store
 STORE ?= model_store
 WEIGHTS ?=
@@ -57,8 +58,8 @@ $(STUBS): $(VENV)/.installed gateway/grpc/codegen.py
 protos: $(VENV)/.installed ## (re)generate gateway/grpc/stubs/ from the .proto files in TorchServe's jar
 	$(BIN)/python -m gateway.grpc.codegen
 
-export: install $(if $(SOURCE_EXTRA),$(VENV)/.installed-$(SOURCE_EXTRA)) ## export MODEL to verified archives in OUT (FORMATS=torchscript,aoti,onnx)
-	$(BIN)/servegate export $(MODEL) --formats $(FORMATS) --out $(OUT) $(if $(WEIGHTS),--weights $(WEIGHTS)) \
+export: install $(if $(SOURCE_EXTRA),$(VENV)/.installed-$(SOURCE_EXTRA)) ## export MODEL to verified archives in OUT (FORMATS=a,b; default: `servegate export --help`)
+	$(BIN)/servegate export $(MODEL) $(if $(FORMATS),--formats $(FORMATS)) --out $(OUT) $(if $(WEIGHTS),--weights $(WEIGHTS)) \
 	  $(if $(CKPT),--ckpt $(CKPT)) $(foreach g,$(ALLOW_GLOBALS),--allow-global $(g)) \
 	  $(if $(INIT_KWARGS),--init-kwargs '$(INIT_KWARGS)') $(if $(TASK),--task $(TASK)) \
 	  $(if $(HUB_KWARGS),--hub-kwargs '$(HUB_KWARGS)') $(if $(TRUST_PICKLE),--trust-pickle) \

@@ -22,13 +22,12 @@ import httpx
 import torch
 
 from bench.common import torchserve
+from export.formats import DEFAULT_FORMATS
 from export.models import mlp
 from export.pipeline import ExportRequest, run_export
 from export.timing import TimingPlan
-from handlers.manifest import Format
 
 log = logging.getLogger("bench")
-FORMATS: tuple[Format, ...] = ("torchscript", "aoti", "onnx")
 
 
 def main() -> int:
@@ -47,7 +46,7 @@ def main() -> int:
             ExportRequest(
                 model=model,
                 out=store,
-                formats=FORMATS,
+                formats=DEFAULT_FORMATS,
                 device=args.device,
                 timing=TimingPlan(warmup=3, min_runs=10, budget_s=1.0),
             )

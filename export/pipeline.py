@@ -19,8 +19,9 @@ from pydantic import ValidationError
 
 from export.declared import run_user_code, verify_declared
 from export.errors import ExportError, FormatFailed, SpecMismatch
-from export.exporters import EXPORTERS, get_exporter
+from export.exporters import get_exporter
 from export.failure import strip_ansi, summary
+from export.formats import DEFAULT_FORMATS, FORMATS, QUANTIZED, Format
 from export.library_parity import LibraryCheck
 from export.package import archive_path, build_archive
 from export.parity import EagerReference
@@ -34,17 +35,12 @@ from export.sources.options import SourceOptions
 from export.spec import ModelSpec, ServingConfig
 from export.timing import TimingPlan, latency_ms
 from export.worker_inputs import check_worker_inputs
-from handlers.manifest import DEFAULT_VERSION, Format, sha256_file
+from handlers.manifest import DEFAULT_VERSION, sha256_file
 from handlers.runtimes import load_runtime
 from handlers.runtimes.eager import EagerRuntime
 from servegate import pins
 
 log = logging.getLogger("servegate.export")
-# Every format `--formats` accepts; a request without formats exports the default ones.
-FORMATS: tuple[Format, ...] = ("torchscript", "aoti", "onnx", "onnx_int8")
-DEFAULT_FORMATS: tuple[Format, ...] = ("torchscript", "aoti", "onnx")
-# Formats that change the numbers by design: parity is cosine similarity, not allclose.
-QUANTIZED: frozenset[str] = frozenset({"onnx_int8"})
 
 
 @dataclass(frozen=True)
@@ -263,4 +259,4 @@ def _drop_stale_archive(path: Path) -> None:
     pins.forget(pins.pin_file_for(path.parent), path.name)
 
 
-__all__ = ["DEFAULT_FORMATS", "EXPORTERS", "FORMATS", "ExportRequest", "run_export"]
+__all__ = ["DEFAULT_FORMATS", "FORMATS", "ExportRequest", "run_export"]

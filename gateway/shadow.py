@@ -15,8 +15,7 @@ import logging
 
 from gateway.backends import Backend, BackendResponse, Payload
 from gateway.canary.divergence import Mismatch, divergence
-from gateway.canary.spec import CompareMeasure
-from gateway.config import Variant
+from gateway.config import CompareMeasure, Variant
 from gateway.errors import UpstreamError
 from gateway.metrics import GatewayMetrics
 

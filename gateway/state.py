@@ -15,15 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from gateway.admin import audit
 from gateway.backends import Backend, GrpcPool, HttpPool, make_backend
-from gateway.canary.status import StatusStore
-from gateway.config import GatewayConfig, LoadedConfig, Route, version_of
+from gateway.canary.status import RouteStatus, StatusStore
+from gateway.config import GatewayConfig, LoadedConfig, Route, audit, version_of
+from gateway.config.watch import ConfigWatcher
 from gateway.ejection import OutlierDetector
 from gateway.errors import ConfigError
 from gateway.metrics import GatewayMetrics, TableCollector
 from gateway.readiness import ReadinessCollector, ReadinessTracker
-from gateway.reload import ConfigWatcher
 from gateway.retries import RetryBudget
 from gateway.scrape import ScrapedCollector
 from gateway.settings import GatewaySettings
@@ -56,11 +55,25 @@ class RequestCount:
 
 class CanaryControl(Protocol):
     """What the admin API and the file watcher ask of the canary analysis
-    (``gateway.canary.controller``)."""
+    (``gateway.canary.controller``); the admin API knows the analysis by this alone."""
+
+    enabled: bool  # the analysis loop runs in this process
 
     def holds_weights(self, route: str) -> bool: ...
 
     def file_edited(self, route: str, what: str) -> None: ...
+
+    def status(self, route: str) -> RouteStatus: ...
+
+    def start(self, route: str, who: str) -> RouteStatus: ...
+
+    def pause(self, route: str, who: str) -> RouteStatus: ...
+
+    def resume(self, route: str, who: str) -> RouteStatus: ...
+
+    def promote(self, route: str, who: str) -> RouteStatus: ...
+
+    def abort(self, route: str, who: str) -> RouteStatus: ...
 
 
 @dataclass(frozen=True)

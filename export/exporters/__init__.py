@@ -1,5 +1,6 @@
-"""One exporter per format behind one interface (``base.Exporter``)."""
+"""One exporter per format behind one interface (``base.Exporter``); which class exports which
+format is ``export.formats.EXPORTERS``."""
 
-from export.exporters.base import EXPORTERS, Exporter, get_exporter
+from export.exporters.base import Exporter, get_exporter
 
-__all__ = ["EXPORTERS", "Exporter", "get_exporter"]
+__all__ = ["Exporter", "get_exporter"]

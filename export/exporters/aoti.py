@@ -7,7 +7,6 @@ This is the torch.compile artifact: Inductor-generated kernels in a package that
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
 
 import torch
 from torch._inductor import aoti_compile_and_package
@@ -17,8 +16,6 @@ from export.spec import ModelSpec
 
 
 class AOTInductorExporter:
-    format: ClassVar[str] = "aoti"
-
     def export(
         self,
         module: torch.nn.Module,

@@ -8,23 +8,15 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import Protocol
 
 import torch
 
+from export.formats import EXPORTERS, Format
 from export.spec import ModelSpec
-
-EXPORTERS = {
-    "torchscript": "export.exporters.torchscript:TorchScriptExporter",
-    "aoti": "export.exporters.aoti:AOTInductorExporter",
-    "onnx": "export.exporters.onnx:OnnxExporter",
-    "onnx_int8": "export.exporters.onnx_int8:OnnxInt8Exporter",
-}
 
 
 class Exporter(Protocol):
-    format: ClassVar[str]
-
     def export(
         self,
         module: torch.nn.Module,
@@ -34,7 +26,8 @@ class Exporter(Protocol):
     ) -> list[Path]: ...
 
 
-def get_exporter(fmt: str) -> Exporter:
+def get_exporter(fmt: Format) -> Exporter:
+    """The exporter of ``fmt``, named in ``export.formats.EXPORTERS`` (imported on first use)."""
     module_name, cls_name = EXPORTERS[fmt].split(":")
     exporter: Exporter = getattr(importlib.import_module(module_name), cls_name)()
     return exporter

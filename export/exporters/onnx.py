@@ -15,7 +15,6 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import ClassVar
 
 import onnx
 import torch
@@ -27,8 +26,6 @@ log = logging.getLogger(__name__)
 
 
 class OnnxExporter:
-    format: ClassVar[str] = "onnx"
-
     def export(
         self,
         module: torch.nn.Module,

@@ -28,7 +28,6 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
-from typing import ClassVar
 
 import onnx
 import torch
@@ -41,8 +40,6 @@ GELU_OPS = {"Gelu", "BiasGelu", "FastGelu"}
 
 
 class OnnxInt8Exporter:
-    format: ClassVar[str] = "onnx_int8"
-
     def export(
         self,
         module: torch.nn.Module,

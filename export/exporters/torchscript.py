@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
-from typing import ClassVar
 
 import torch
 from torch.jit._trace import TracerWarning
@@ -21,8 +20,6 @@ DEPRECATION = r"`torch\.jit\.\w+` is deprecated"
 
 
 class TorchScriptExporter:
-    format: ClassVar[str] = "torchscript"
-
     def export(
         self,
         module: torch.nn.Module,

@@ -13,9 +13,9 @@ from fastapi import APIRouter, Depends
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from gateway.admin.changes import Change, apply_change
-from gateway.admin.persist import with_weights
 from gateway.config import LoadedConfig, Route
+from gateway.config.changes import Change, apply_change
+from gateway.config.edit import with_weights
 from gateway.errors import (
     AnalysisRunning,
     BadRequest,

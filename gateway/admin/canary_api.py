@@ -19,7 +19,6 @@ from gateway.admin.api import (
     refuse_unknown_fields,
     require_token,
 )
-from gateway.canary.controller import CanaryController
 from gateway.errors import AnalysisRunning, BadRequest, GatewayError, ModelNotFound
 from gateway.rest.common import gateway_of, read_body
 from gateway.state import Gateway
@@ -32,7 +31,7 @@ def canary_json(gw: Gateway, name: str) -> dict[str, Any]:
     """A route's analysis as the status page and the CLI show it."""
     route = gw.table.loaded.config.routes.get(name)
     controller = gw.canary
-    if route is None or route.analysis is None or not isinstance(controller, CanaryController):
+    if route is None or route.analysis is None or controller is None:
         return {"route": name, "configured": False}
     status = controller.status(name)
     analysis = route.analysis
@@ -74,7 +73,7 @@ async def act(request: Request, route: str, action: str) -> JSONResponse:
         if action not in ACTIONS:
             raise ModelNotFound(f"unknown action {action!r}; one of {', '.join(ACTIONS)}")
         _no_fields(await read_body(request, MAX_ADMIN_BODY))
-        if not isinstance(controller, CanaryController):
+        if controller is None:
             raise AnalysisRunning("canary analysis is not available in this gateway")
         async with gw.admin_lock:
             refuse_if_draining(gw)

@@ -28,10 +28,9 @@ from gateway.admin.api import (
     require_token,
     route_json,
 )
-from gateway.admin.changes import Change, apply_change
-from gateway.admin.persist import with_fields
-from gateway.canary.controller import CanaryController
 from gateway.config import LoadedConfig, Variant
+from gateway.config.changes import Change, apply_change
+from gateway.config.edit import with_fields
 from gateway.errors import (
     AnalysisRunning,
     BadRequest,
@@ -79,7 +78,7 @@ def _write(
     if before is None:
         raise ModelNotFound(f"variant not found: {route}/{name}")
     controller = gw.canary
-    if isinstance(controller, CanaryController) and controller.status(route).phase != "idle":
+    if controller is not None and controller.status(route).phase != "idle":
         raise AnalysisRunning(
             f"a canary analysis run is {controller.status(route).phase} on {route}; it judges "
             f"the variant it started with: `servegate canary abort {route}` first"

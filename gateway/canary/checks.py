@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from gateway.canary.sources import MetricSource, NoData
-from gateway.canary.spec import Analysis, DivergenceCheck, LatencyCheck
 from gateway.canary.status import CheckResult
+from gateway.config.analysis import Analysis, DivergenceCheck, LatencyCheck
 
 Kind = Literal["pass", "fail", "nodata"]
 

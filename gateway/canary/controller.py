@@ -10,10 +10,11 @@ Each ``interval_s`` of an analysing route is judged (``checks.judge``):
 A run ends promoted, rolled back or aborted; the route is then ``idle`` again and the ending is
 kept as its ``last_run`` (``status.py``), as Flagger and Argo Rollouts keep a finished analysis.
 
-Decisions change weights through ``apply_change``, the admin API's own path (validated,
-written atomically, audited with who = ``canary-analysis``). The status (phase, step, failed
-checks, last checks, reason) is persisted before the weights it implies, so a restart resumes
-at the recorded step and re-applies that step's weight if the config had not caught up.
+Decisions change weights through ``gateway.config.changes.apply_change``, the path an admin
+change takes too (validated, written atomically, audited with who = ``canary-analysis``). The
+status (phase, step, failed checks, last checks, reason) is persisted before the weights it
+implies, so a restart resumes at the recorded step and re-applies that step's weight if the
+config had not caught up.
 """
 
 from __future__ import annotations
@@ -25,14 +26,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from gateway.admin.changes import Change, apply_change
-from gateway.admin.persist import with_promotion, with_weights
 from gateway.canary.checks import Subject, Verdict, judge
 from gateway.canary.collector import CanaryCollector
 from gateway.canary.sources import MetricSource, make_source
-from gateway.canary.spec import Analysis
 from gateway.canary.status import ACTIVE, Outcome, RouteStatus, RunResult, StatusStore, now_iso
-from gateway.config import Route
+from gateway.config import Analysis, Route
+from gateway.config.changes import Change, apply_change
+from gateway.config.edit import with_promotion, with_weights
 from gateway.errors import AnalysisRunning, ConfigReadOnly, GatewayError, ModelNotFound
 from gateway.state import Gateway
 

@@ -19,7 +19,7 @@ import json
 import math
 from typing import Any
 
-from gateway.canary.spec import CompareMeasure
+from gateway.config import CompareMeasure
 
 Rows = list[list[float]]
 Labels = list[str]

@@ -26,7 +26,7 @@ from typing import Literal
 
 import httpx
 
-from gateway.canary.spec import PrometheusSource
+from gateway.config.analysis import PrometheusSource
 from gateway.metrics import GatewayMetrics
 from gateway.windows import Counts, NoData, Snapshot, take_snapshot
 

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from gateway.admin.persist import atomic_write
+from gateway.config.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 Phase = Literal["idle", "analysing", "paused"]

@@ -30,7 +30,7 @@ from servegate.torchserve.process import ServeError, TorchServe
 from servegate.torchserve.settings import TorchServeSettings
 
 if TYPE_CHECKING:
-    from handlers.manifest import Format
+    from export.formats import Format
 
 log = logging.getLogger("servegate.demo")
 MODEL = "minilm"

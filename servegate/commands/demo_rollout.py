@@ -22,7 +22,7 @@ from servegate import home, pins
 from servegate.commands import gateway_cmd, rollout_cmd
 
 if TYPE_CHECKING:
-    from handlers.manifest import Format
+    from export.formats import Format
 
 log = logging.getLogger("servegate.demo")
 FORMAT: Format = "onnx"

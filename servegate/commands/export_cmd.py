@@ -8,16 +8,19 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from export import formats
+
 if TYPE_CHECKING:
     from export.pipeline import ExportRequest
 
 log = logging.getLogger("servegate.export")
 
-# Kept here (not imported from export/) so that `servegate --help` does not import torch;
-# tests/export/test_cli.py checks they agree with export.pipeline and export.registry.
+# Kept here (export.registry imports torch, and `servegate --help` must not);
+# tests/export/test_spec_checks.py checks they agree with export.registry.
 BUILTIN_MODELS = ("minilm", "mlp", "resnet18", "resnet50")
-FORMATS = ("torchscript", "aoti", "onnx", "onnx_int8")
-DEFAULT_FORMATS = "torchscript,aoti,onnx"
+# The --formats default as it is typed on the command line.
+DEFAULT_FORMATS = ",".join(formats.DEFAULT_FORMATS)
+FORMATS = formats.FORMATS
 
 DESCRIPTION = """\
 Export a PyTorch model to TorchScript, AOTInductor (.pt2) and ONNX, check each artifact
@@ -35,7 +38,7 @@ models:
   torch.hub: hub:path/to/repo:entrypoint [--hub-kwargs '{{"pretrained": true}}'] (local only)
   fast.ai: fastai:path/to/export.pkl --trust-pickle (unpickling runs the file's code)
 
-formats: {", ".join(FORMATS)} (onnx_int8 only on request)
+formats: {", ".join(FORMATS)} ({", ".join(sorted(formats.QUANTIZED))} only on request)
 
 output:
   OUT/NAME_<format>.mar            one archive per verified format (version 1.0)

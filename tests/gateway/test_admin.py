@@ -164,7 +164,7 @@ def test_read_only_config_is_a_clear_409_and_nothing_changes(
     # the write fails the way the OS fails it there: EROFS from the atomic write.
     import errno
 
-    from gateway.admin import changes
+    from gateway.config import changes
 
     def read_only(path: Path, data: bytes) -> None:
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))

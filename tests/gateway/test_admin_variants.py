@@ -11,7 +11,7 @@ import httpx
 import pytest
 import yaml
 
-from gateway.admin import audit
+from gateway.config import audit
 from tests.gateway.support import run_gateway, variant, write_config
 from tests.support.stub_backend import StubBackend, stub_backend
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import yaml
 
-from gateway.reload import RECHECK_S
+from gateway.config.watch import RECHECK_S
 from tests.conftest import free_ports
 from tests.gateway.support import (
     MLP_ROW,

@@ -19,7 +19,7 @@ import yaml
 
 from export.pipeline import ExportRequest, run_export
 from export.report import ExportReport, FormatReport, report_dir
-from gateway.admin import audit
+from gateway.config import audit
 from servegate import pins
 from servegate.torchserve.process import TorchServe
 from servegate.torchserve.settings import TorchServeSettings

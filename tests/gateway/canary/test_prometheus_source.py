@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from gateway.canary.sources import NoData, PromSource
-from gateway.canary.spec import PrometheusSource
+from gateway.config.analysis import PrometheusSource
 from tests.conftest import free_ports
 from tests.gateway.canary.support import Traffic, act, audit_actions, prometheus, wait_finished
 from tests.gateway.canary.test_analysis import ERRORS, analysed_route

@@ -5,8 +5,8 @@ same model as stable) is removed with a note. Every other byte survives."""
 
 from __future__ import annotations
 
-from gateway.admin.persist import with_promotion
 from gateway.config import parse_config
+from gateway.config.edit import with_promotion
 
 RAW = b"""# ops notes stay
 backends:

@@ -7,16 +7,23 @@ keeps serving. The file on disk must be the config serving now: when it holds an
 watcher rejected, a change is refused with that reason (409) rather than written over the
 operator's edit or answered "re-read and retry" forever; ``If-Match`` is compared with the
 serving version, which is what ``GET /admin/routes`` hands out.
+
+What a change needs of the running gateway is ``ConfigOwner`` (``gateway.state.Gateway`` is
+one), so the change path depends on no caller: the admin API and the canary analysis both
+depend on it, never on each other.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
-from gateway.admin import audit
-from gateway.admin.persist import atomic_write
-from gateway.config import GatewayConfig, LoadedConfig, version_of
+from gateway.config import audit
+from gateway.config.atomic import atomic_write
+from gateway.config.load import LoadedConfig, version_of
+from gateway.config.schema import GatewayConfig
 from gateway.errors import (
     BadRequest,
     ConfigFileRejected,
@@ -24,22 +31,55 @@ from gateway.errors import (
     ModelNotFound,
     VersionConflict,
 )
-from gateway.state import Gateway
 
 Edit = Callable[[bytes, GatewayConfig], tuple[bytes, GatewayConfig]]
+
+
+class _Table(Protocol):
+    @property
+    def loaded(self) -> LoadedConfig: ...
+
+
+class _Readiness(Protocol):
+    def check(self, new: GatewayConfig, old: GatewayConfig) -> None: ...
+
+
+class _Settings(Protocol):
+    def audit_path(self) -> Path: ...
+
+
+class ConfigOwner(Protocol):
+    """The running gateway as a change sees it: the config serving now, the file version the
+    watcher last rejected (and why), the variants' readiness, where the audit log goes, and how
+    an applied change is swapped in."""
+
+    @property
+    def table(self) -> _Table: ...
+
+    @property
+    def rejected(self) -> tuple[str, str] | None: ...
+
+    @property
+    def readiness(self) -> _Readiness: ...
+
+    @property
+    def settings(self) -> _Settings: ...
+
+    def apply_change(self, loaded: LoadedConfig) -> None: ...
 
 
 @dataclass(frozen=True)
 class Change:
     route: str
-    action: str  # set_weights, canary_start, canary_advance, canary_promote, canary_rollback
+    # set_weights, set_variant, canary_start, canary_advance, canary_promote, canary_rollback
+    action: str
     who: str
     client: str = ""
     reason: str = ""
     expected_version: str | None = None  # If-Match: refuse when the file moved on
 
 
-def apply_change(gw: Gateway, change: Change, edit: Edit) -> LoadedConfig:
+def apply_change(gw: ConfigOwner, change: Change, edit: Edit) -> LoadedConfig:
     """Apply ``edit`` to the config file; callers hold ``gw.admin_lock``."""
     path = gw.table.loaded.path
     if path is None:
@@ -86,7 +126,7 @@ def apply_change(gw: Gateway, change: Change, edit: Edit) -> LoadedConfig:
     return loaded
 
 
-def _file_not_serving(gw: Gateway, name: str, on_disk: str, serving: str) -> None:
+def _file_not_serving(gw: ConfigOwner, name: str, on_disk: str, serving: str) -> None:
     rejected = gw.rejected
     if rejected is not None and rejected[0] == on_disk:
         raise ConfigFileRejected(

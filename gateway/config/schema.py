@@ -1,24 +1,19 @@
-"""``gateway.yaml``: backends and routes, parsed once into strict, frozen models.
+"""The schema of ``gateway.yaml``: backends and routes as strict, frozen models.
 
 A config is valid only as a whole: weights are integers 0-100 summing to 100 with at least one
 above 0, variant names are unique per route, every variant and shadow names a backend/variant that
-exists, and unknown fields are rejected. ``load_config`` returns the models together with the
-file's version (a digest of its bytes), which the admin API uses as the ``If-Match`` token.
+exists, a route's ``analysis`` fits the route (``check_analysis``), and unknown fields are
+rejected. Parsing and loading a file is ``load.py``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
-from gateway.canary.spec import Analysis, CompareMeasure, check_route
-from gateway.errors import ConfigError
+from gateway.config.analysis import HIGHER_IS_BETTER, Analysis, CompareMeasure
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 HEADER = r"^[A-Za-z0-9-]{1,64}$"
@@ -109,7 +104,7 @@ class Route(Frozen):
             raise ValueError(f"variant weights must sum to 100, they sum to {total}")
         if self.shadow is not None and self.shadow.variant not in names:
             raise ValueError(f"shadow variant {self.shadow.variant!r} is not one of {names}")
-        check_route(self)
+        check_analysis(self)
         return self
 
     @property
@@ -143,48 +138,47 @@ class GatewayConfig(Frozen):
         return self
 
 
-@dataclass(frozen=True)
-class LoadedConfig:
-    """A validated config, the file it came from and its version (digest of the bytes)."""
-
-    config: GatewayConfig
-    version: str
-    path: Path | None = None
+def _same_target(a: Variant, b: Variant) -> bool:
+    return (a.backend, a.model, a.version) == (b.backend, b.model, b.version)
 
 
-def version_of(raw: bytes) -> str:
-    return hashlib.sha256(raw).hexdigest()[:16]
-
-
-def parse_config(raw: bytes, source: str = "gateway.yaml") -> GatewayConfig:
-    """Parse and validate; any failure is a ``ConfigError`` that names the field and the fix."""
-    try:
-        data = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {_one_line(str(exc))}") from None
-    return validate_config(data, source)
-
-
-def validate_config(data: Any, source: str = "gateway.yaml") -> GatewayConfig:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping with `backends` and `routes`")
-    try:
-        return GatewayConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}"
-            for err in exc.errors()
+def check_analysis(route: Route) -> None:
+    """Validate ``route.analysis`` against the route; ``ValueError`` says what to fix."""
+    analysis = route.analysis
+    if analysis is None:
+        return
+    names = [v.name for v in route.variants]
+    stable = names[0]
+    if analysis.canary not in names:
+        raise ValueError(f"analysis.canary {analysis.canary!r} is not one of {names}")
+    if analysis.canary == stable:
+        raise ValueError(
+            f"analysis.canary {analysis.canary!r} is the route's first variant, which is the "
+            "stable baseline; list the stable variant first"
         )
-        raise ConfigError(f"{source}: invalid config: {problems}") from None
-
-
-def load_config(path: Path) -> LoadedConfig:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
-    return LoadedConfig(parse_config(raw, str(path)).anchored(path), version_of(raw), path)
-
-
-def _one_line(text: str) -> str:
-    return re.sub(r"\s+", " ", text).strip()
+    others = sum(v.weight for v in route.variants if v.name not in (stable, analysis.canary))
+    top = analysis.weights()[-1]
+    if others + top > 100:
+        raise ValueError(
+            f"analysis steps reach {top}% but other variants hold {others}%: "
+            "lower the last step or those weights"
+        )
+    divergence = analysis.checks.divergence
+    if divergence is None:
+        return
+    shadow = route.shadow
+    canary = route.variant(analysis.canary)
+    promoted = canary is not None and _same_target(canary, route.stable)
+    if shadow is None and promoted:
+        # After a promotion the canary serves stable's own model and the promotion removed the
+        # shadow (nothing to compare); starting a run needs one again (the controller says so).
+        return
+    if shadow is None or shadow.compare is None or shadow.variant != analysis.canary:
+        raise ValueError(
+            "a divergence check needs `shadow: {variant: <canary>, percent: ..., compare: ...}` "
+            "so that the canary answers copies of requests the stable variant serves"
+        )
+    wants_min = HIGHER_IS_BETTER[shadow.compare]
+    if wants_min != (divergence.min is not None):
+        bound = "min" if wants_min else "max"
+        raise ValueError(f"divergence check on {shadow.compare} needs `{bound}`")

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-from gateway.config import LoadedConfig, parse_config, version_of
+from gateway.config.load import LoadedConfig, parse_config, version_of
 from gateway.errors import ConfigError
 
 log = logging.getLogger(__name__)

@@ -18,20 +18,17 @@ with output divergence as a check of its own::
         divergence: {min: 0.999}   # the shadow's compare measure (cosine here)
       on_file_edit: pause          # or refuse: a hand edit of the variants during a run
 
-The models only validate themselves; ``check_route`` validates an analysis against the route
-it belongs to (the canary exists, the steps leave room for the other variants, a divergence
-check has a comparing shadow on the canary).
+The models only validate themselves; ``schema.check_analysis`` validates an analysis against
+the route it belongs to (the canary exists, the steps leave room for the other variants, a
+divergence check has a comparing shadow on the canary).
 """
 
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
-
-if TYPE_CHECKING:
-    from gateway.config import Route, Variant
 
 CompareMeasure = Literal["cosine", "max_abs", "top1"]
 # Which direction is healthy for each measure: similarity must stay high, difference low.
@@ -157,49 +154,3 @@ class Analysis(_Frozen):
     @property
     def deadline(self) -> float:
         return self.deadline_s if self.deadline_s is not None else 5 * self.interval_s
-
-
-def _same_target(a: Variant, b: Variant) -> bool:
-    return (a.backend, a.model, a.version) == (b.backend, b.model, b.version)
-
-
-def check_route(route: Route) -> None:
-    """Validate ``route.analysis`` against the route; ``ValueError`` says what to fix."""
-    analysis = route.analysis
-    if analysis is None:
-        return
-    names = [v.name for v in route.variants]
-    stable = names[0]
-    if analysis.canary not in names:
-        raise ValueError(f"analysis.canary {analysis.canary!r} is not one of {names}")
-    if analysis.canary == stable:
-        raise ValueError(
-            f"analysis.canary {analysis.canary!r} is the route's first variant, which is the "
-            "stable baseline; list the stable variant first"
-        )
-    others = sum(v.weight for v in route.variants if v.name not in (stable, analysis.canary))
-    top = analysis.weights()[-1]
-    if others + top > 100:
-        raise ValueError(
-            f"analysis steps reach {top}% but other variants hold {others}%: "
-            "lower the last step or those weights"
-        )
-    divergence = analysis.checks.divergence
-    if divergence is None:
-        return
-    shadow = route.shadow
-    canary = route.variant(analysis.canary)
-    promoted = canary is not None and _same_target(canary, route.stable)
-    if shadow is None and promoted:
-        # After a promotion the canary serves stable's own model and the promotion removed the
-        # shadow (nothing to compare); starting a run needs one again (the controller says so).
-        return
-    if shadow is None or shadow.compare is None or shadow.variant != analysis.canary:
-        raise ValueError(
-            "a divergence check needs `shadow: {variant: <canary>, percent: ..., compare: ...}` "
-            "so that the canary answers copies of requests the stable variant serves"
-        )
-    wants_min = HIGHER_IS_BETTER[shadow.compare]
-    if wants_min != (divergence.min is not None):
-        bound = "min" if wants_min else "max"
-        raise ValueError(f"divergence check on {shadow.compare} needs `{bound}`")

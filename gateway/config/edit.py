@@ -1,26 +1,24 @@
-"""Write a weight change or a promotion back to ``gateway.yaml`` and replace it atomically.
+"""Edit ``gateway.yaml``'s bytes for a weight change or a promotion.
 
 The edit is surgical: ruamel.yaml's round-trip parser gives the line and column of each
 variant's ``weight`` (for a promotion also ``backend``, ``model``, ``version``) and only those
-scalars are rewritten, so every other byte (comments, layout, quoting) survives. The result is
-validated exactly like a hand edit before it is written (temp file in the same directory,
-fsync, rename, fsync the directory).
+scalars are rewritten, so every other byte (comments, layout, quoting) survives. Each edit returns
+the new bytes with the config they give, validated exactly like a hand edit; ``changes.py``
+writes them (``atomic.atomic_write``).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from gateway.config import GatewayConfig, parse_config
+from gateway.config.load import parse_config
+from gateway.config.schema import GatewayConfig
 from gateway.errors import BadRequest, ConfigError, ModelNotFound
 
 _SCALAR = re.compile(r"[^\s,}\]#]+")
@@ -167,24 +165,3 @@ def _variants(raw: bytes, route: str) -> Any:
     if any(v.fa.flow_style() for v in variants):
         raise ConfigError(f"routes.{route}.variants: write each variant in block style to edit it")
     return variants
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    directory = path.parent
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

@@ -1,0 +1,26 @@
+"""The export formats: the one list that the pipeline, the exporters' registry, the CLI and
+``make export`` take their format names from.
+
+``Format`` names them (in the order an export runs them); ``EXPORTERS`` says which class
+exports each (imported lazily by ``exporters.get_exporter``); ``QUANTIZED`` formats change the
+numbers by design, so their parity is cosine similarity, not allclose, and they are exported
+only when asked for: ``DEFAULT_FORMATS`` is every other format. Torch-free, so that the CLI can
+check ``--formats`` and print its help without importing torch.
+
+What a worker can *run* is ``handlers.manifest.Format``: these formats and ``eager``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+Format = Literal["torchscript", "aoti", "onnx", "onnx_int8"]
+FORMATS: tuple[Format, ...] = get_args(Format)
+QUANTIZED: frozenset[Format] = frozenset({"onnx_int8"})
+DEFAULT_FORMATS: tuple[Format, ...] = tuple(f for f in FORMATS if f not in QUANTIZED)
+EXPORTERS: dict[Format, str] = {
+    "torchscript": "export.exporters.torchscript:TorchScriptExporter",
+    "aoti": "export.exporters.aoti:AOTInductorExporter",
+    "onnx": "export.exporters.onnx:OnnxExporter",
+    "onnx_int8": "export.exporters.onnx_int8:OnnxInt8Exporter",
+}
