@@ -179,15 +179,7 @@ def _ensure_archives(store: Path) -> int:
 
 
 def _start_torchserve(args: argparse.Namespace) -> int:
-    # Every pinned minilm archive, other versions too: a rolled-out version stays served.
-    pinned = pins.read(pins.pin_file_for(args.store)).archives
-    archives = tuple(
-        sorted(
-            name.removesuffix(".mar")
-            for name, pin in pinned.items()
-            if pin.model == MODEL and (args.store / name).is_file()
-        )
-    )
+    archives = _archives_to_load(args.config)
     server = TorchServe(TorchServeSettings(store=args.store, workdir=args.workdir, models=archives))
     if server.pid() is not None:
         log.info("TorchServe from %s is already running; restarting it", args.workdir)
@@ -200,6 +192,27 @@ def _start_torchserve(args: argparse.Namespace) -> int:
         server.stop()
         return 1
     return 0
+
+
+def _archives_to_load(config: Path) -> tuple[str, ...]:
+    """Version 1.0 of the demo's formats and whatever version the gateway's config routes to
+    (after `make demo-rollout` promoted 2.0, say). Other versions stay unloaded, so that a
+    rollout can register them."""
+    names = {f"{MODEL}_{fmt}" for fmt in FORMATS}
+    if config.exists():
+        from gateway.config import load_config
+        from gateway.errors import ConfigError
+        from handlers.manifest import archive_file_name
+
+        try:
+            routes = list(load_config(config).config.routes.values())
+        except ConfigError as exc:
+            log.warning("%s; loading version 1.0 only", exc)
+            routes = []
+        for route in routes:
+            for v in route.variants:
+                names.add(archive_file_name(v.model, v.version).removesuffix(".mar"))
+    return tuple(sorted(names))
 
 
 def _start_gateway(args: argparse.Namespace) -> int:

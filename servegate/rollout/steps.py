@@ -131,7 +131,7 @@ class Rollout:
             state = self._put(
                 state.moved("waiting_ready", f"{route}/{canary} serves {served.path} at weight 0")
             )
-            self._wait_ready(state)
+            state = self._wait_ready(state)
             self._abort_if_asked(state)
             self._canary_base = self._canary_requests(state)
             self.admin.canary(route, "start")
@@ -169,14 +169,8 @@ class Rollout:
         return self._undo(state, phase, f"{outcome.replace('_', ' ')}: {last.get('reason', '')}")
 
     def _retire(self, state: RolloutState, reason: str) -> RolloutState:
-        """After the grace period, unload what the promotion left unrouted: the stable's
-        previous version, and what the canary variant served before the rollout."""
-        new = ServedAs(state.served_model, state.served_version)
-        olds: list[ServedAs] = []
-        for v in (state.before["variants"][0], _variant(state.before, state.canary)):
-            old = ServedAs(v["model"], v["version"])
-            if old != new and old not in olds:
-                olds.append(old)
+        """After the grace period, unload what the promotion left unrouted."""
+        olds = _olds(state)
         state = self._put(
             state.moved(
                 "retiring",
@@ -185,14 +179,25 @@ class Rollout:
             )
         )
         time.sleep(self.timing.grace_s)
-        retired = []
+        return self._unload_olds(state)
+
+    def _unload_olds(self, state: RolloutState) -> RolloutState:
+        retired, kept = [], []
+        olds = _olds(state)
         for old in olds:
             if self._still_routed(old):
                 state = self._put(state.moved("retiring", f"{old.path} is still routed: kept"))
                 continue
-            self.registry.unregister(old, archive_file_name(old.model, old.version))
+            try:
+                self.registry.unregister(old, archive_file_name(old.model, old.version))
+            except RegistryError as exc:  # promoted all the same: say what is still loaded
+                kept.append(old.path)
+                state = self._put(state.moved("retiring", f"{old.path} NOT unloaded: {exc}"))
+                continue
             retired.append(old.path)
-        what = f"retired {', '.join(retired)} (unloaded)" if retired else "nothing to unload"
+        what = f"retired {', '.join(retired)} (unloaded)" if retired else "nothing unloaded"
+        if kept:
+            what += f"; still loaded: {', '.join(kept)} (unload it by hand)"
         return self._put(state.moved("promoted", what, retired=", ".join(retired)))
 
     # -- abort and undo -------------------------------------------------------------------------
@@ -204,7 +209,9 @@ class Rollout:
             state = self.store.get(route)
             if state is None or state.final:
                 return state
-            if state.phase == "analysing":
+            if state.phase == "retiring" and not alive(state.pid):
+                pass  # promoted already: finish the retirement below, never undo it
+            elif state.phase == "analysing":
                 try:
                     self.admin.canary(route, "abort")
                 except AdminClientError as exc:
@@ -218,6 +225,10 @@ class Rollout:
                 if current is not None and current.final:
                     return current
                 time.sleep(self.timing.poll_s)
+        if state.phase == "retiring":
+            return self._unload_olds(
+                state.moved("retiring", "the rollout command was gone: retired here")
+            )
         phase: Phase = "aborted"
         return self._undo(state, phase, "aborted (the rollout command was gone: undone here)")
 
@@ -226,12 +237,15 @@ class Rollout:
         state = self._put(state.moved("restoring", reason, reason=reason))
         restored = self._restore(state)
         served = ServedAs(state.served_model, state.served_version)
-        unloaded = ""
+        unloaded, left = "", ""
         if state.served_model and not self._still_routed(served):
-            self.registry.unregister(served, state.archive)
-            unloaded = served.path
+            try:
+                self.registry.unregister(served, state.archive)
+                unloaded = served.path
+            except RegistryError as exc:
+                left = f"; {served.path} NOT unloaded ({exc})"
         what = f"{reason}; route {'restored exactly' if restored else 'NOT as before'}" + (
-            f"; unloaded {unloaded}" if unloaded else ""
+            f"; unloaded {unloaded}" if unloaded else left
         )
         return self._put(state.moved(phase, what, route_restored=restored, retired=unloaded))
 
@@ -302,13 +316,12 @@ class Rollout:
             )
         return canary
 
-    def _wait_ready(self, state: RolloutState) -> None:
+    def _wait_ready(self, state: RolloutState) -> RolloutState:
         deadline = time.monotonic() + self.timing.ready_timeout_s
         while True:
             readiness = self.admin.routes().get("readiness", {}).get(state.route, {})
             if readiness.get(state.canary, {}).get("ready") is True:
-                self._put(state.moved("waiting_ready", "the gateway sees it ready"))
-                return
+                return self._put(state.moved("waiting_ready", "the gateway sees it ready"))
             if time.monotonic() > deadline:
                 raise _Aborted(
                     f"the gateway did not see {state.route}/{state.canary} ready in "
@@ -347,6 +360,18 @@ class Rollout:
 
 class _Aborted(Exception):
     pass
+
+
+def _olds(state: RolloutState) -> list[ServedAs]:
+    """What a promotion leaves unrouted: the stable's previous version, and what the canary
+    variant served before the rollout (unless either is the new version)."""
+    new = ServedAs(state.served_model, state.served_version)
+    olds: list[ServedAs] = []
+    for v in (state.before["variants"][0], _variant(state.before, state.canary)):
+        old = ServedAs(v["model"], v["version"])
+        if old != new and old not in olds:
+            olds.append(old)
+    return olds
 
 
 def _variant(route: dict[str, Any], name: str) -> dict[str, Any]:

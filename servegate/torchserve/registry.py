@@ -199,10 +199,16 @@ class Registry:
         TorchServe will not remove a model's default version while others exist: another
         version becomes the default first."""
         resp = self._management("DELETE", f"/models/{served.path}", timeout=self.timeout_s)
-        if resp.status_code == 400 and "default version" in resp.text.lower():
+        # TorchServe 0.12 answers 403 (InvalidModelVersionException) for the default version.
+        if resp.status_code in (400, 403) and "default version" in resp.text.lower():
             others = [v for v in self.versions(served.model) if v != served.version]
             if others:
-                self._management("PUT", f"/models/{served.model}/{others[0]}/set-default")
+                moved = self._management("PUT", f"/models/{served.model}/{others[0]}/set-default")
+                if moved.status_code != 200:
+                    raise RegistryError(
+                        f"TorchServe did not make {served.model}/{others[0]} the default version "
+                        f"(needed to unload {served.path}): {_said(moved)}"
+                    )
                 resp = self._management("DELETE", f"/models/{served.path}", timeout=self.timeout_s)
         if resp.status_code not in (200, 404):
             raise RegistryError(f"TorchServe did not unregister {served.path}: {_said(resp)}")
