@@ -1,13 +1,15 @@
 """``servegate rollout`` end to end, as a user runs it, with 20 requests a second flowing through
 a real gateway into a real TorchServe the whole time: a version that promotes (the previous one
 unloaded after the grace period), one that diverges and rolls back (the route exactly as before,
-the version unloaded), and one that fails its warm-up (refused before any traffic moves).
+the version unloaded), and ones that fail their warm-up, their manifest or their parity report
+(refused before any traffic moves).
 Every request is counted by the variant that answered it; the stable variant must fail none."""
 
 from __future__ import annotations
 
 import json
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,8 +55,10 @@ ANALYSIS = {
 
 @pytest.fixture(scope="module")
 def rollout_store(model_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """mlp 1.0 (TorchScript) as served, 2.0 exported beside it, and two faulty 2.x whose export
-    passed parity (the fault is in serving, which only a warm-up or a canary can see)."""
+    """mlp 1.0 (TorchScript) as served, 2.0 exported beside it, two faulty 2.x whose export
+    passed parity (the fault is in serving, which only a warm-up or a canary can see), 2.3
+    whose manifest fails (pinned and reported as passing: only the manifest check can see it)
+    and 2.4, intact, whose export report says it failed parity."""
     store = tmp_path_factory.mktemp("rollout-store")
     copy_archives(model_store, store, "mlp_torchscript.mar")
     exported = run_export(
@@ -76,7 +80,34 @@ def rollout_store(model_store: Path, tmp_path_factory: pytest.TempPathFactory) -
         where = report_dir(store, "mlp", version)
         where.mkdir(parents=True)
         ExportReport(model="mlp", version=version, formats={"torchscript": entry}).write(where)
+    for version, parity_ok in (("2.3", True), ("2.4", False)):
+        mar = faulty_archive(source, store, "mlp_torchscript", {}, version=version)
+        if version == "2.3":
+            _tamper(mar)
+            pins.record(
+                pins.pin_file_for(store), mar, model="mlp", fmt="torchscript", version=version
+            )
+        digest = pins.read(pins.pin_file_for(store)).archives[mar.name].sha256
+        entry = FormatReport(
+            parity_ok=parity_ok,
+            error="" if parity_ok else "parity: max abs err 0.4",
+            archive=str(mar),
+            archive_sha256=digest,
+        )
+        where = report_dir(store, "mlp", version)
+        where.mkdir(parents=True)
+        ExportReport(model="mlp", version=version, formats={"torchscript": entry}).write(where)
     return store
+
+
+def _tamper(mar: Path) -> None:
+    """Add a line to model-config.yaml inside ``mar``; its manifest no longer holds."""
+    with zipfile.ZipFile(mar) as z:
+        files = {i.filename: z.read(i) for i in z.infolist()}
+    files["model-config.yaml"] += b"# not what was exported\n"
+    with zipfile.ZipFile(mar, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
 
 
 @pytest.fixture
@@ -245,3 +276,27 @@ def test_a_version_failing_its_warm_up_is_refused_before_any_traffic_moves(
     assert not stack.loaded("2.2") and stack.loaded("1.0")
     assert state(tmp_path)["phase"] == "refused"
     assert not (stack.ts.settings.staged_store / "mlp_torchscript.v2.2.mar").exists()
+
+
+@pytest.mark.parametrize(
+    ("version", "says"),
+    [
+        ("2.3", "fails its manifest check"),
+        ("2.4", "failed its parity check (parity: max abs err 0.4)"),
+    ],
+)
+def test_a_version_failing_its_manifest_or_parity_is_refused_before_anything_moves(
+    stack: Stack, tmp_path: Path, version: str, says: str
+) -> None:
+    before = stack.config.read_bytes()
+    with load(stack) as traffic:
+        time.sleep(1)
+        result = stack.rollout("mlp", "--version", version)
+        time.sleep(1)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert says in result.stderr, result.stderr
+    assert traffic.failures() == {}
+    assert set(traffic.by_variant()) == {("stable", "ok")}
+    assert stack.config.read_bytes() == before and stack.audit() == []
+    assert not stack.loaded(version) and stack.loaded("1.0")
+    assert not (stack.ts.settings.staged_store / f"mlp_torchscript.v{version}.mar").exists()
