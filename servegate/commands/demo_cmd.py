@@ -313,6 +313,8 @@ def _report(results: dict[str, list[float]], args: argparse.Namespace) -> None:
         "-H 'X-User-Id: alice' -d 'hello world'\n"
         f"  curl -s {GATEWAY_URL}/predictions/{MODEL} -H 'Content-Type: application/json' "
         '-H \'X-Servegate-Variant: canary\' -d \'{"inputs": ["hello", "world"]}\'\n'
+        "Roll out minilm 2.0 (ONNX) into it while 20 requests a second flow: "
+        "`make demo-rollout` (docs/rollout.md).\n"
         "Stop everything with `make stop`.\n"
     )
 

@@ -1,5 +1,6 @@
 """`servegate demo` (the README's first command, after install) end to end, in a scratch
-directory: TorchServe, the gateway at 90/10, traffic through it, the stack left running."""
+directory: TorchServe, the gateway at 90/10, traffic through it, the stack left running; then
+`servegate demo --rollout 2.0` (`make demo-rollout`) rolls minilm 2.0 out into it under load."""
 
 from __future__ import annotations
 
@@ -7,12 +8,16 @@ import socket
 import stat
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.archives import copy_archives
+from export.report import ExportReport, FormatReport, report_dir
+from handlers import servegate_handler
+from servegate import pins
+from tests.support.archives import copy_archives, repackage
 
 pytestmark = pytest.mark.torchserve  # runs `servegate demo` in a subprocess
 
@@ -61,7 +66,47 @@ def test_demo_serves_minilm_behind_the_gateway(model_store: Path, tmp_path: Path
         assert resp.status_code == 200
         assert len(resp.json()["embeddings"][0]) == 384
         assert httpx.get("http://127.0.0.1:8001/").status_code == 200
+        assert "make demo-rollout" in result.stdout
+
+        version_2(store)
+        rollout = servegate(
+            tmp_path, "demo", "--rollout", "2.0", "--store", str(store), "--grace", "2"
+        )
+        assert rollout.returncode == 0, rollout.stdout[-3000:] + rollout.stderr[-3000:]
+        out = rollout.stdout
+        assert "exported and pinned already" in rollout.stderr
+        assert "through the gateway during the rollout, 0 failed" in out, out
+        assert "retired minilm_torchscript/1.0, minilm_onnx/1.0 (unloaded)" in out
+        # The audit log's story, as the demo prints it.
+        story = [ln.split()[2] for ln in out.splitlines() if ln.startswith("  ") and ":" in ln[:5]]
+        assert story[:3] == ["set_weights", "set_variant", "canary_start"], out
+        assert story[-1] == "canary_promote", out
+        variants = httpx.get("http://127.0.0.1:8001/status.json").json()["routes"][0]["variants"]
+        assert [(v["model"], v["version"]) for v in variants] == [("minilm_onnx", "2.0")] * 2
     finally:
         servegate(tmp_path, "gateway", "stop")
         servegate(tmp_path, "stop")
     assert not any(busy(p) for p in (8000, 8080))
+
+
+def version_2(store: Path) -> None:
+    """minilm 2.0 in ONNX, as `make export MODEL=minilm VERSION=2.0 FORMATS=onnx` leaves it
+    (the same weights, repackaged at 2.0 and pinned; its report says parity passed)."""
+    source = store / "minilm_onnx.mar"
+    with zipfile.ZipFile(source) as mar:
+        model_config = mar.read("model-config.yaml").decode()
+    handler = Path(servegate_handler.__file__)
+    archive = repackage(
+        source,
+        store,
+        "minilm_onnx",
+        handler=handler,
+        extra={},
+        model_config=model_config,
+        version="2.0",
+    )
+    digest = pins.read(pins.pin_file_for(store)).archives[archive.name].sha256
+    where = report_dir(store, "minilm", "2.0")
+    where.mkdir(parents=True)
+    entry = FormatReport(parity_ok=True, archive=str(archive), archive_sha256=digest)
+    ExportReport(model="minilm", version="2.0", formats={"onnx": entry}).write(where)
