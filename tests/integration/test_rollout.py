@@ -8,6 +8,8 @@ Every request is counted by the variant that answered it; the stable variant mus
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import zipfile
 from collections.abc import Iterator
@@ -167,7 +169,14 @@ class Stack:
 
 
 @pytest.fixture
-def stack(ts: TorchServeClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+def stack(
+    ts: TorchServeClient,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> Iterator[Stack]:
+    """The gateway in front of ``ts`` with route mlp; ``indirect`` parameters override entries
+    of its analysis."""
     monkeypatch.setenv("SERVEGATE_HOME", str(tmp_path))  # the rollout's state goes there
     route = {
         # The canary variant serves stable's own model until a rollout puts a version there.
@@ -177,7 +186,7 @@ def stack(ts: TorchServeClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         ],
         "pin_header": "X-Servegate-Variant",
         "shadow": {"variant": "canary", "percent": 50, "compare": "cosine"},
-        "analysis": ANALYSIS,
+        "analysis": {**ANALYSIS, **getattr(request, "param", {})},
     }
     config = write_config(tmp_path / "gateway.yaml", {"ts": ts_backend(ts)}, {"mlp": route})
     token_file = tmp_path / "admin_token"
@@ -300,3 +309,49 @@ def test_a_version_failing_its_manifest_or_parity_is_refused_before_anything_mov
     assert stack.config.read_bytes() == before and stack.audit() == []
     assert not stack.loaded(version) and stack.loaded("1.0")
     assert not (stack.ts.settings.staged_store / f"mlp_torchscript.v{version}.mar").exists()
+
+
+@pytest.mark.parametrize("stack", [{"interval_s": 30}], indirect=True)
+def test_abort_from_another_shell_mid_analysis_restores_the_route(
+    stack: Stack, tmp_path: Path
+) -> None:
+    before = stack.route()
+    command = [
+        str(Path(sys.executable).with_name("servegate")),
+        "rollout",
+        "mlp",
+        "--version",
+        "2.0",
+        "--workdir",
+        str(stack.ts.settings.workdir),
+        "--admin-url",
+        stack.gw.admin_url,
+        "--token-file",
+        str(stack.token_file),
+    ]
+    with load(stack) as traffic:
+        time.sleep(1)
+        rollout = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 120
+            while (tmp_path / ".servegate/rollouts/mlp.json").is_file() is False or state(tmp_path)[
+                "phase"
+            ] != "analysing":
+                assert time.monotonic() < deadline and rollout.poll() is None
+                time.sleep(0.1)
+            assert stack.route()["variants"][1]["weight"] == 30  # the canary takes traffic
+            aborted = stack.rollout("abort", "mlp")
+            out, _ = rollout.communicate(timeout=120)
+        finally:
+            rollout.kill()
+        time.sleep(1)
+    assert aborted.returncode == 0, aborted.stdout + aborted.stderr
+    assert rollout.returncode == 3, out
+    assert "route restored exactly: yes" in out and "unloaded mlp_torchscript/2.0" in out
+    assert traffic.failures() == {}
+    assert stack.route() == before
+    assert not stack.loaded("2.0") and stack.loaded("1.0")
+    actions = [e["action"] for e in stack.audit()]
+    assert actions[:2] == ["set_variant", "canary_start"] and actions[-1] == "set_variant"
+    assert "canary_promote" not in actions
+    assert state(tmp_path)["phase"] == "aborted"
