@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from export.formats import FORMATS
 from servegate import home
 from servegate.commands.gateway_cmd import admin_args, admin_client
 
@@ -48,7 +49,12 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--version", dest="model_version", metavar="V", help="the version to roll out, e.g. 2.0"
     )
-    p.add_argument("--format", metavar="F", help="which exported format (needed when several are)")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        metavar="F",
+        help=f"which exported format, one of {', '.join(FORMATS)} (needed when several are)",
+    )
     p.add_argument("--route", dest="route_opt", metavar="R", help="the route (default: MODEL)")
     p.add_argument(
         "--store",
