@@ -28,8 +28,10 @@ MANIFEST_NAME = "servegate.json"
 # Python writes bytecode beside the handler when TorchServe imports it: the one thing in an
 # extracted archive that the export could not have hashed. Archives are sealed without it.
 BYTECODE_DIR = "__pycache__"
-Format = Literal["torchscript", "aoti", "onnx", "onnx_int8", "eager"]
-Task = Literal["text_embedding", "text_classification", "image_classification", "tensor"]
+Format = Literal["torchscript", "aoti", "onnx", "onnx_int8", "eager", "accelerate", "deepspeed_tp"]
+Task = Literal[
+    "text_embedding", "text_classification", "image_classification", "tensor", "text_generation"
+]
 # Every archive was version 1.0 before versions existed; its file keeps the plain name.
 DEFAULT_VERSION = "1.0"
 VERSION_PATTERN = r"^[0-9]{1,6}(\.[0-9]{1,6}){0,3}$"

@@ -20,11 +20,13 @@ from typing import Any
 
 import torch
 
+from handlers.generation.service import GenerationService, Sender
+from handlers.manifest import Manifest
 from handlers.service import ModelService, WorkerContext
 
 log = logging.getLogger(__name__)
 
-_service: ModelService | None = None
+_service: ModelService | GenerationService | None = None
 THREADS_ENV = "SERVEGATE_TORCH_THREADS"
 
 
@@ -46,19 +48,44 @@ def worker_threads(device: torch.device) -> int | None:
 def handle(data: list[dict[str, Any]] | None, context: WorkerContext) -> list[bytes] | None:
     global _service
     if _service is None:
-        properties = context.system_properties
-        model = getattr(context, "manifest", {}).get("model", {})
-        device = worker_device(properties)
-        threads = worker_threads(device)
-        if threads is not None:
-            torch.set_num_threads(threads)
-            log.info("%d intra-op thread(s) in this worker (%s)", threads, THREADS_ENV)
-        _service = ModelService.load(
-            Path(properties["model_dir"]),
-            device,
-            name=str(model.get("modelName", "")),
-            version=str(model.get("modelVersion", "")),
-        )
+        _service = _load(context)
     if data is None:
         return None
-    return _service.handle(data, context)
+    if isinstance(_service, ModelService):
+        return _service.handle(data, context)
+    return _service.handle(data, context, _intermediate(context))
+
+
+def _load(context: WorkerContext) -> ModelService | GenerationService:
+    properties = context.system_properties
+    model = getattr(context, "manifest", {}).get("model", {})
+    name = str(model.get("modelName", ""))
+    version = str(model.get("modelVersion", ""))
+    model_dir = Path(properties["model_dir"])
+    device = worker_device(properties)
+    threads = worker_threads(device)
+    if threads is not None:
+        torch.set_num_threads(threads)
+        log.info("%d intra-op thread(s) in this worker (%s)", threads, THREADS_ENV)
+    manifest = Manifest.read(model_dir)
+    if manifest.task != "text_generation":
+        return ModelService.load(model_dir, device, name=name, version=version)
+    manifest.verify(model_dir)
+    from handlers.generation.load import load_generation
+
+    return load_generation(manifest, model_dir, device, name, version)
+
+
+def _intermediate(context: WorkerContext) -> Sender:
+    """Sends one request's piece of a streamed answer now (TorchServe's intermediate
+    response: a chunk of the HTTP answer, a message of the gRPC stream)."""
+    from ts.handler_utils.utils import send_intermediate_predict_response
+
+    request_ids: dict[int, str] = getattr(context, "request_ids", {})
+
+    def send(idx: int, line: bytes) -> None:
+        send_intermediate_predict_response(
+            {idx: line}, {idx: request_ids[idx]}, "Intermediate Prediction success", 200, context
+        )
+
+    return send

@@ -116,12 +116,12 @@ class ModelService:
             except BadRequest as exc:
                 # The detail goes in the body only: the status line must stay a fixed phrase.
                 ctx.set_response_status(exc.status, "Bad Request", idx)
-                prepared.answers[idx] = _error_body(exc, oip.is_oip(body))
+                prepared.answers[idx] = error_body(exc, oip.is_oip(body))
             except Exception as exc:  # hostile input may raise anything, from any depth
                 log.warning("request %d of a batch could not be decoded", idx, exc_info=True)
                 refused = BadRequest(f"the request could not be decoded ({type(exc).__name__})")
                 ctx.set_response_status(refused.status, "Bad Request", idx)
-                prepared.answers[idx] = _error_body(refused, oip.is_oip(body))
+                prepared.answers[idx] = error_body(refused, oip.is_oip(body))
         return prepared
 
     def inference(self, prepared: Prepared) -> torch.Tensor:
@@ -189,7 +189,7 @@ def _is_empty(body: object) -> bool:
     return False
 
 
-def _error_body(exc: BadRequest, is_oip: bool) -> dict[str, Any]:
+def error_body(exc: BadRequest, is_oip: bool) -> dict[str, Any]:
     if is_oip:
         return {"error": str(exc)}
     return {"code": exc.status, "type": exc.kind, "message": str(exc)}
