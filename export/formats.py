@@ -4,8 +4,9 @@
 ``Format`` names them (in the order an export runs them); ``EXPORTERS`` says which class
 exports each (imported lazily by ``exporters.get_exporter``); ``QUANTIZED`` formats change the
 numbers by design, so their parity is cosine similarity, not allclose, and they are exported
-only when asked for: ``DEFAULT_FORMATS`` is every other format. Torch-free, so that the CLI can
-check ``--formats`` and print its help without importing torch.
+only when asked for: ``DEFAULT_FORMATS`` is every other traced format. ``GENERATION`` formats
+serve causal LMs (``export.generation``), ``DEFAULT_GENERATION_FORMATS`` unless asked.
+Torch-free, so that the CLI can check ``--formats`` and print its help without importing torch.
 
 What a worker can *run* is ``handlers.manifest.Format``: these formats and ``eager``.
 """
@@ -14,10 +15,16 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-Format = Literal["torchscript", "aoti", "onnx", "onnx_int8"]
+Format = Literal["torchscript", "aoti", "onnx", "onnx_int8", "eager", "accelerate", "deepspeed_tp"]
 FORMATS: tuple[Format, ...] = get_args(Format)
 QUANTIZED: frozenset[Format] = frozenset({"onnx_int8"})
-DEFAULT_FORMATS: tuple[Format, ...] = tuple(f for f in FORMATS if f not in QUANTIZED)
+# Causal LMs (task text_generation) are served eager, never traced: the archive carries the
+# model's folder, and these formats say how a worker places it (handlers.generation.placement).
+GENERATION: tuple[Format, ...] = ("eager", "accelerate", "deepspeed_tp")
+DEFAULT_GENERATION_FORMATS: tuple[Format, ...] = ("accelerate",)
+DEFAULT_FORMATS: tuple[Format, ...] = tuple(
+    f for f in FORMATS if f not in QUANTIZED and f not in GENERATION
+)
 EXPORTERS: dict[Format, str] = {
     "torchscript": "export.exporters.torchscript:TorchScriptExporter",
     "aoti": "export.exporters.aoti:AOTInductorExporter",

@@ -16,7 +16,9 @@ import tempfile
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 from model_archiver.model_archiver import ModelArchiver
@@ -30,6 +32,7 @@ from handlers.manifest import (
     MANIFEST_NAME,
     Format,
     Manifest,
+    Task,
     TensorInfo,
     archive_file_name,
     archive_files,
@@ -65,43 +68,78 @@ def build_archive(
         if source.resolve() != target.resolve():
             shutil.copyfile(source, target)
         extras.append(target)
+    contents = Contents(
+        model=spec.name,
+        task=spec.task,
+        task_config=spec.task_config,
+        inputs=tuple(tensor_info(t) for t in spec.inputs),
+        outputs=tuple(tensor_info(t) for t in spec.outputs),
+        model_config=_model_config(spec),
+    )
+    return assemble(contents, fmt, [artifacts[0], *extras], stage, out, version=version)
+
+
+@dataclass(frozen=True)
+class Contents:
+    """What an archive says about its model, whatever exported it."""
+
+    model: str
+    task: Task
+    task_config: dict[str, Any]
+    inputs: tuple[TensorInfo, ...]
+    outputs: tuple[TensorInfo, ...]
+    model_config: dict[str, Any]  # TorchServe's model-config.yaml
+
+
+def assemble(
+    contents: Contents,
+    fmt: Format,
+    files: list[Path],
+    stage: Path,
+    out: Path,
+    *,
+    version: str = DEFAULT_VERSION,
+) -> Path:
+    """Lay out ``files`` (the first is the artifact) with the handler and ``model-config.yaml``,
+    seal them in the manifest, zip OUT/NAME_<fmt>[.v<version>].mar and pin it."""
+    stage.mkdir(parents=True, exist_ok=True)
     config_file = stage / "model-config.yaml"
-    config_file.write_text(yaml.safe_dump(_model_config(spec), sort_keys=False))
+    config_file.write_text(yaml.safe_dump(contents.model_config, sort_keys=False))
     handler = Path(servegate_handler.__file__)
     laid_out = stage / "laid-out"
     shutil.rmtree(laid_out, ignore_errors=True)
     laid_out.mkdir()
-    name = archive_name(spec, fmt)
+    name = f"{contents.model}_{fmt}"
     with _private_tempdir(stage / "tmp"):
         ModelArchiver.generate_model_archive(
             ModelArchiverConfig(
                 model_name=name,
                 handler=str(handler),
                 version=version,
-                serialized_file=str(artifacts[0]),
-                extra_files=",".join(str(p) for p in extras),
+                serialized_file=str(files[0]),
+                extra_files=",".join(str(p) for p in files[1:]),
                 export_path=str(laid_out),
                 config_file=str(config_file),
                 archive_format="no-archive",
                 force=True,
             )
         )
-    files = laid_out / name
+    laid = laid_out / name
     manifest = Manifest(
-        model=spec.name,
+        model=contents.model,
         format=fmt,
         version=version,
-        task=spec.task,
-        artifact=artifacts[0].name,
-        sha256=seal(files),
-        task_config=spec.task_config,
-        inputs=tuple(tensor_info(t) for t in spec.inputs),
-        outputs=tuple(tensor_info(t) for t in spec.outputs),
+        task=contents.task,
+        artifact=files[0].name,
+        sha256=seal(laid),
+        task_config=contents.task_config,
+        inputs=contents.inputs,
+        outputs=contents.outputs,
     )
-    manifest.write(files)
-    mar = zip_archive(files, archive_path(out, spec, fmt, version))
+    manifest.write(laid)
+    mar = zip_archive(laid, out / archive_file_name(name, version))
     shutil.rmtree(laid_out, ignore_errors=True)
-    pins.record(pins.pin_file_for(out), mar, model=spec.name, fmt=fmt, version=version)
+    pins.record(pins.pin_file_for(out), mar, model=contents.model, fmt=fmt, version=version)
     return mar
 
 
@@ -137,7 +175,7 @@ def _private_tempdir(path: Path) -> Iterator[None]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _model_config(spec: ModelSpec) -> dict[str, int]:
+def _model_config(spec: ModelSpec) -> dict[str, Any]:
     serving = spec.serving
     return {
         "minWorkers": serving.min_workers,

@@ -21,7 +21,9 @@ from export.declared import run_user_code, verify_declared
 from export.errors import ExportError, FormatFailed, SpecMismatch
 from export.exporters import get_exporter
 from export.failure import strip_ansi, summary
-from export.formats import DEFAULT_FORMATS, FORMATS, QUANTIZED, Format
+from export.formats import DEFAULT_FORMATS, FORMATS, GENERATION, QUANTIZED, Format
+from export.generation.options import GenerationOptions
+from export.generation.pipeline import is_generation, run_generation_export
 from export.library_parity import LibraryCheck
 from export.package import archive_path, build_archive
 from export.parity import EagerReference
@@ -59,9 +61,26 @@ class ExportRequest:
     # The archives' version: 1.0 writes NAME_<fmt>.mar, another NAME_<fmt>.v<version>.mar
     # beside them (handlers.manifest.archive_file_name), with its own report.
     version: str = DEFAULT_VERSION
+    # A causal LM's limits and placement (export.generation).
+    generation: GenerationOptions = field(default_factory=GenerationOptions)
 
 
 def run_export(request: ExportRequest) -> ExportReport:
+    if is_generation(request.model, request.source.task):
+        return run_generation_export(
+            request.model,
+            request.out,
+            request.formats,
+            request.generation,
+            name=request.source.name,
+            version=request.version,
+        )
+    eager_only = [f for f in request.formats if f in GENERATION]
+    if eager_only:
+        raise ExportError(
+            f"{', '.join(eager_only)} serve causal LMs (task text_generation) only; "
+            f"this model exports to {', '.join(DEFAULT_FORMATS)} or onnx_int8"
+        )
     spec = resolve(request.model, request.source)
     if request.serving_overrides:
         serving = {**spec.serving.model_dump(), **request.serving_overrides}

@@ -38,6 +38,9 @@ class FormatReport(BaseModel):
     archive_sha256: str = ""  # the archive's pin (servegate.pins)
     error: str | None = None
     exported_at: str | None = None  # UTC, ISO 8601: entries of earlier runs stay in the report
+    # Text generation (greedy, one prompt): time to the first piece of text, tokens per second.
+    first_token_ms: float | None = None
+    tokens_per_s: float | None = None
 
     @field_serializer("max_abs_err")
     def _finite(self, value: float | None) -> float | None:

@@ -15,7 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from export.library_reference import LibraryReference
 
-Task = Literal["text_embedding", "text_classification", "image_classification", "tensor"]
+Task = Literal[
+    "text_embedding", "text_classification", "image_classification", "tensor", "text_generation"
+]
 # Tasks whose requests are texts, tokenised in the worker (``handlers.tasks.texts``).
 TEXT_TASKS = ("text_embedding", "text_classification")
 DType = Literal["float32", "float16", "bfloat16", "int64", "int32", "bool"]

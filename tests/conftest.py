@@ -27,6 +27,7 @@ from typing import NoReturn
 import pytest
 
 from export import pipeline
+from export.generation import pipeline as generation_pipeline
 from export.pipeline import ExportRequest, run_export
 from export.timing import TimingPlan
 from servegate.ports import free_ports
@@ -73,6 +74,7 @@ def tier_guard(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
         monkeypatch.setattr(TorchServe, "start", refuse("torchserve"))
     if node.get_closest_marker("export") is None:
         monkeypatch.setattr(pipeline, "_export_format", refuse("export"))
+        monkeypatch.setattr(generation_pipeline, "_export_format", refuse("export"))
 
 
 QUICK_TIMING = TimingPlan(warmup=1, min_runs=1, max_runs=1, budget_s=0.0)

@@ -30,7 +30,7 @@ def load_generation(
     if manifest.format not in GENERATION_FORMATS:
         raise ArtifactError(f"format {manifest.format} cannot serve text_generation")
     fmt: GenerationFormat = manifest.format  # type: ignore[assignment]
-    folder = model_dir / manifest.artifact
+    folder = (model_dir / manifest.artifact).parent  # the artifact is the folder's config.json
     config = manifest.task_config
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     loaded = load_model(folder, fmt, Placement.of(config), device)
@@ -41,7 +41,7 @@ def load_generation(
         tokenizer,
         loaded.input_device,
         limits.max_prompt_tokens,
-        seed_source=_rank0_seed if distributed else None,
+        seed_source=rank0_seed if distributed else None,
     )
     generator.generate(WARM_UP_PROMPT, Parameters(max_new_tokens=2))  # first runs are slow
     log.info("loaded %s (%s, text_generation): %s", manifest.model, fmt, loaded.describe())
@@ -72,7 +72,7 @@ def _rank0_flag(flag: bool) -> bool:
     return bool(_broadcast(int(flag)))
 
 
-def _rank0_seed(seed: int | None) -> int:
+def rank0_seed(seed: int | None) -> int:
     chosen = seed if seed is not None else int(torch.randint(0, 2**62, (1,)).item())
     return _broadcast(chosen)
 

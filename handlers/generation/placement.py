@@ -108,6 +108,9 @@ def _accelerate(folder: Path, placement: Placement, common: dict[str, Any]) -> L
 
 
 def _deepspeed_tp(folder: Path, placement: Placement, common: dict[str, Any]) -> Loaded:
+    # On the CPU, DeepSpeed's shared-memory collectives crash every rank unless LOCAL_SIZE
+    # (its name for the ranks on this host) is set; torchrun sets only LOCAL_WORLD_SIZE.
+    os.environ.setdefault("LOCAL_SIZE", os.environ.get("LOCAL_WORLD_SIZE", "1"))
     import deepspeed
     from transformers import AutoModelForCausalLM
 

@@ -64,9 +64,11 @@ class HFFolder:
             return "text_classification"
         if self.architecture.endswith("ForImageClassification"):
             return "image_classification"
+        if self.architecture.endswith("ForCausalLM"):
+            return "text_generation"
         raise SpecError(
             f"hf:{self.path}: cannot tell the task of a {self.architecture} folder; pass --task "
-            "(TASK=) text_embedding, text_classification or image_classification"
+            "(TASK=) text_embedding, text_classification, image_classification or text_generation"
         )
 
     def labels(self) -> list[str]:
