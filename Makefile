@@ -48,8 +48,15 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[codegen]'
 	touch $@
 
-$(VENV)/.installed-dev: $(VENV)/.installed
+$(VENV)/.installed-dev: $(VENV)/.installed $(VENV)/.installed-deepspeed
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# DeepSpeed's setup imports torch: built in its own isolated environment it would fetch another
+# torch (a CUDA build, GBs). Installed against this one; it compiles its ops on first use
+# (a C++ compiler and a writable ~/.cache/torch_extensions).
+$(VENV)/.installed-deepspeed: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet --no-build-isolation 'deepspeed>=0.17'
 	touch $@
 
 $(STUBS): $(VENV)/.installed gateway/grpc/codegen.py
@@ -58,7 +65,7 @@ $(STUBS): $(VENV)/.installed gateway/grpc/codegen.py
 protos: $(VENV)/.installed ## (re)generate gateway/grpc/stubs/ from the .proto files in TorchServe's jar
 	$(BIN)/python -m gateway.grpc.codegen
 
-export: install $(if $(SOURCE_EXTRA),$(VENV)/.installed-$(SOURCE_EXTRA)) ## export MODEL to verified archives in OUT (FORMATS=a,b; default: `servegate export --help`)
+export: install $(if $(SOURCE_EXTRA),$(VENV)/.installed-$(SOURCE_EXTRA)) $(if $(findstring deepspeed_tp,$(FORMATS)),$(VENV)/.installed-deepspeed) ## export MODEL to verified archives in OUT (FORMATS=a,b; default: `servegate export --help`)
 	$(BIN)/servegate export $(MODEL) $(if $(FORMATS),--formats $(FORMATS)) --out $(OUT) $(if $(WEIGHTS),--weights $(WEIGHTS)) \
 	  $(if $(CKPT),--ckpt $(CKPT)) $(foreach g,$(ALLOW_GLOBALS),--allow-global $(g)) \
 	  $(if $(INIT_KWARGS),--init-kwargs '$(INIT_KWARGS)') $(if $(TASK),--task $(TASK)) \

@@ -91,7 +91,11 @@ class ExportReport(BaseModel):
         timings = [self.eager.latency_ms, *(r.latency_ms for r in self.formats.values())]
         sizes = sorted({b for t in timings for b in t}, key=int)
         head = ["format", "parity", "max_abs_err", *(f"ms@b{b}" for b in sizes), "MB", "export_s"]
-        rows = [["eager", "-", "-", *(_ms(self.eager.latency_ms.get(b)) for b in sizes), "-", "-"]]
+        rows = []
+        if self.eager.latency_ms:  # traced models: the eager module they were exported from
+            rows.append(
+                ["eager", "-", "-", *(_ms(self.eager.latency_ms.get(b)) for b in sizes), "-", "-"]
+            )
         for fmt, r in self.formats.items():
             err = "-" if r.max_abs_err is None else f"{r.max_abs_err:.2e}"
             rows.append(
@@ -116,6 +120,12 @@ class ExportReport(BaseModel):
                 if r.library_max_abs_err is not None
             )
             lines.append(f"served answers against {self.library}: max abs error {errs or '-'}")
+        lines.extend(
+            f"{fmt}: greedy tokens equal transformers' generate; first token "
+            f"{r.first_token_ms:.1f} ms, {r.tokens_per_s:.1f} tokens/s (one prompt)"
+            for fmt, r in self.formats.items()
+            if r.parity_ok and r.first_token_ms is not None and r.tokens_per_s is not None
+        )
         return "\n".join(lines)
 
 

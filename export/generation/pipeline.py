@@ -70,6 +70,7 @@ def run_generation_export(
     name: str | None = None,
     version: str = "1.0",
 ) -> ExportReport:
+    formats = generation_formats(formats)
     folder = HFFolder.open(model.removeprefix("hf:"))
     name = name or archive_name_for(folder)
     if options.kernel_inject:
@@ -89,7 +90,7 @@ def run_generation_export(
     expected = reference_tokens(folder.path, prompts)
     report = ExportReport(model=name, version=version)
     job = _Job(name, files, prompts, expected, limits, options, out, work, version)
-    for fmt in generation_formats(formats):
+    for fmt in formats:
         try:
             report.formats[fmt] = _export_format(job, fmt)
         except FormatFailed as exc:

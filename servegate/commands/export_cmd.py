@@ -143,10 +143,43 @@ def _source_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--task",
-        choices=("text_embedding", "text_classification", "image_classification", "tensor"),
+        choices=(
+            "text_embedding",
+            "text_classification",
+            "image_classification",
+            "tensor",
+            "text_generation",
+        ),
         help="the task to serve (default: what the source says)",
     )
     g.add_argument("--name", help="archive name (default: from the source)")
+    _generation_arguments(p)
+
+
+def _generation_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("causal LMs (task text_generation, docs/generation.md)")
+    g.add_argument("--max-prompt-tokens", type=int, help="per request (default: half the window)")
+    g.add_argument("--max-new-tokens", type=int, help="per request (default: the rest)")
+    g.add_argument(
+        "--max-memory",
+        type=_max_memory,
+        default={},
+        metavar="DEV=SIZE,...",
+        help="accelerate: caps per device, e.g. 0=20GiB,1=20GiB,cpu=64GiB (beyond: disk)",
+    )
+    g.add_argument("--device-map", choices=("auto", "balanced"), default="auto")
+    g.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
+    g.add_argument("--tp-size", type=int, default=2, help="deepspeed_tp: ranks (default: 2)")
+
+
+def _max_memory(text: str) -> dict[str, str]:
+    caps = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        device, sep, size = item.partition("=")
+        if not sep or not size or not (device == "cpu" or device.isdigit()):
+            raise argparse.ArgumentTypeError(f"{item!r}: expected DEVICE=SIZE (0=20GiB, cpu=2GiB)")
+        caps[device] = size
+    return caps
 
 
 def _json_object(text: str) -> dict[str, Any]:
@@ -179,6 +212,26 @@ def _source_options(args: argparse.Namespace) -> Any:
         )
     except ValidationError as exc:
         raise ExportError(f"invalid option: {exc.errors()[0]['msg']}") from None
+
+
+def _generation_options(args: argparse.Namespace) -> Any:
+    from pydantic import ValidationError
+
+    from export.errors import ExportError
+    from export.generation.options import GenerationOptions
+
+    try:
+        return GenerationOptions(
+            max_prompt_tokens=args.max_prompt_tokens,
+            max_new_tokens=args.max_new_tokens,
+            max_memory=args.max_memory,
+            device_map=args.device_map,
+            dtype=args.dtype,
+            tp_size=args.tp_size,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ExportError(f"invalid option --{first['loc'][0]}: {first['msg']}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -215,7 +268,13 @@ def run(args: argparse.Namespace) -> int:
     except ExportError as exc:
         log.error("%s", exc)
         return exc.exit_code
+    try:
+        generation = _generation_options(args)
+    except ExportError as exc:
+        log.error("%s", exc)
+        return exc.exit_code
     request = ExportRequest(
+        generation=generation,
         model=args.model,
         source=source,
         out=args.out,
