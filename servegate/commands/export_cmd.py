@@ -21,6 +21,7 @@ BUILTIN_MODELS = ("minilm", "mlp", "resnet18", "resnet50")
 # The --formats default as it is typed on the command line.
 DEFAULT_FORMATS = ",".join(formats.DEFAULT_FORMATS)
 FORMATS = formats.FORMATS
+TRACED = tuple(f for f in FORMATS if f not in formats.GENERATION)
 
 DESCRIPTION = """\
 Export a PyTorch model to TorchScript, AOTInductor (.pt2) and ONNX, check each artifact
@@ -34,11 +35,13 @@ models:
   your own: path/to/spec.py (attribute SPEC), path/to/spec.py:ATTR or package.module:ATTR
             (module paths are relative to the current directory); see docs/export.md
   Lightning: path/module.py:MyModule --ckpt model.ckpt (or a lightning_spec(...) attribute)
-  Hugging Face: hf:path/to/dir [--task text_embedding|text_classification|image_classification]
+  Hugging Face: hf:path/to/dir [--task text_embedding|text_classification|image_classification
+                               |text_generation]
   torch.hub: hub:path/to/repo:entrypoint [--hub-kwargs '{{"pretrained": true}}'] (local only)
   fast.ai: fastai:path/to/export.pkl --trust-pickle (unpickling runs the file's code)
 
-formats: {", ".join(FORMATS)} ({", ".join(sorted(formats.QUANTIZED))} only on request)
+formats: {", ".join(TRACED)} ({", ".join(sorted(formats.QUANTIZED))} only on request)
+  causal LMs (text_generation, docs/generation.md): {", ".join(formats.GENERATION)}
 
 output:
   OUT/NAME_<format>.mar            one archive per verified format (version 1.0)
@@ -73,7 +76,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--formats",
         default=DEFAULT_FORMATS,
-        help=f"comma-separated, from {', '.join(FORMATS)} (default: %(default)s)",
+        help="comma-separated, from the formats listed below (default: %(default)s); "
+        f"a causal LM's default: {','.join(formats.DEFAULT_GENERATION_FORMATS)}",
     )
     p.add_argument(
         "--out",
