@@ -116,7 +116,10 @@ def _deepspeed_tp(folder: Path, placement: Placement, common: dict[str, Any]) ->
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = torch.device(f"cuda:{rank}") if torch.cuda.is_available() else torch.device("cpu")
+    device = torch.device("cpu")
+    if torch.cuda.is_available():
+        device = torch.device(f"cuda:{rank}")
+        torch.cuda.set_device(device)  # where DeepSpeed puts this rank's shard
     model: Any = AutoModelForCausalLM.from_pretrained(folder, **common)
     model.eval()
     engine = deepspeed.init_inference(
