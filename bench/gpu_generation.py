@@ -100,6 +100,7 @@ def run(args: argparse.Namespace) -> None:
     rank = int(os.environ.get("RANK", "0"))
     caps = dict(item.split("=", 1) for item in args.max_memory.split(",") if item)
     placement = Placement(dtype="bfloat16", device_map=args.device_map, max_memory=caps)
+    torch.cuda.init()
     for d in range(torch.cuda.device_count()):
         torch.cuda.reset_peak_memory_stats(d)
     started = time.perf_counter()
@@ -110,7 +111,8 @@ def run(args: argparse.Namespace) -> None:
         loaded.model, tokenizer, loaded.input_device, 4096, seed_source=rank0_seed
     )
     params = Parameters(max_new_tokens=args.new_tokens)
-    generator.generate(prompts(1, 99)[0], Parameters(max_new_tokens=4))  # warm-up
+    # Warm-up at the full length: the first pass over each KV-cache length picks its kernels.
+    generator.generate(prompts(1, 99)[0], params)
     rows: list[dict[str, Any]] = []
     for concurrency in args.concurrency:
         rows.append(_sequential(generator, params, concurrency))

@@ -14,6 +14,8 @@ case $fmt in
   eager) python3 -m bench.gpu_generation run --model /tmp/llama1b --format eager --out "$OUT/gen-eager.json" "$@" ;;
   accelerate) python3 -m bench.gpu_generation run --model /tmp/llama1b --format accelerate \
       --max-memory 0=1300MiB,1=1300MiB --out "$OUT/gen-accelerate.json" "$@" ;;
+  accelerate_offload) python3 -m bench.gpu_generation run --model /tmp/llama1b --format accelerate \
+      --max-memory 0=1300MiB,cpu=64GiB --out "$OUT/gen-accelerate-offload.json" "$@" ;;
   deepspeed_tp) python3 -m torch.distributed.run --standalone --nproc-per-node 2 -m bench.gpu_generation run \
       --model /tmp/llama1b --format deepspeed_tp --out "$OUT/gen-deepspeed_tp.json" "$@" ;;
 esac
