@@ -102,7 +102,9 @@ def _accelerate(folder: Path, placement: Placement, common: dict[str, Any]) -> L
         **common,
     )
     model.eval()
-    first = next(iter(model.hf_device_map.values()), "cpu")
+    # transformers sets no hf_device_map when everything lands on one device (the CPU).
+    placed = getattr(model, "hf_device_map", None) or {"": "cpu"}
+    first = next(iter(placed.values()), "cpu")
     device = torch.device(f"cuda:{first}" if isinstance(first, int) else "cpu")
     return Loaded(model, device, offload)
 

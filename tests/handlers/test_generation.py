@@ -60,6 +60,15 @@ def test_accelerate_offloads_to_cpu_and_disk_and_generates_the_same(llama: Path)
     assert done.token_ids == reference_generate(llama, PROMPTS[0], max_new_tokens=12)
 
 
+def test_accelerate_without_caps_places_everything_on_the_cpu(llama: Path) -> None:
+    loaded = load_model(llama, "accelerate", Placement(), torch.device("cpu"))
+    assert loaded.input_device == torch.device("cpu")
+    tokenizer = AutoTokenizer.from_pretrained(str(llama))
+    generator = Generator(loaded.model, tokenizer, loaded.input_device, 32)
+    done = generator.generate(PROMPTS[1], Parameters(max_new_tokens=8))
+    assert done.token_ids == reference_generate(llama, PROMPTS[1], max_new_tokens=8)
+
+
 def test_streamed_pieces_add_up_to_the_answer(generator: Generator) -> None:
     pieces: list[str] = []
     done = generator.generate(PROMPTS[2], Parameters(max_new_tokens=16), on_text=pieces.append)
