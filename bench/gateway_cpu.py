@@ -3,14 +3,16 @@
 No TorchServe, no sockets for REST: each request is one ASGI call into the data app
 (``/predictions/mlp`` on the bare ASGI path, ``/v2/models/mlp/infer`` through FastAPI); gRPC
 ``Predictions`` and ``ModelInfer`` go through a real ``grpc.aio`` server on loopback with the
-client in the same process (its CPU is in the figure, the same on both sides). CPU is the
-process's (``time.process_time``) over ``--requests`` requests after a warm-up.
+client in the same process (its CPU, and grpc's own threads', are in the figure: the same on
+both sides, but noisy). CPU is the process's (``time.process_time``) over ``--requests``
+requests after a warm-up.
 
 To compare two checkouts (e.g. before and after a refactor), give each tree: every round runs
 each tree once, alternating, in a fresh process whose ``PYTHONPATH`` is that tree; the medians
 over rounds are reported, with the ratio to the first tree.
 
-    .venv/bin/python -m bench.gateway_cpu --trees /tmp/before . [--rounds 7] [--requests 4000]
+    .venv/bin/python bench/gateway_cpu.py --trees /tmp/before . [--rounds 7] [--requests 4000]
+        [--cases rest_predictions ...]
 """
 
 from __future__ import annotations
@@ -122,7 +124,7 @@ async def measure(one: Callable[[], Awaitable[Any]], requests: int) -> float:
     return (time.process_time() - started) / requests * 1e6
 
 
-async def worker(requests: int) -> dict[str, float]:
+async def worker(requests: int, cases: list[str]) -> dict[str, float]:
     import grpc
 
     from gateway.app import create_data_app
@@ -141,8 +143,12 @@ async def worker(requests: int) -> dict[str, float]:
         rest = asgi_call(app, "/predictions/mlp", BODY)
         oip = asgi_call(app, "/v2/models/mlp/infer", OIP_BODY)
         assert await rest() == 200 and await oip() == 200
-        out["rest_predictions"] = await measure(rest, requests)
-        out["rest_oip_infer"] = await measure(oip, requests)
+        if "rest_predictions" in cases:
+            out["rest_predictions"] = await measure(rest, requests)
+        if "rest_oip_infer" in cases:
+            out["rest_oip_infer"] = await measure(oip, requests)
+        if not {"grpc_predictions", "grpc_model_infer"} & set(cases):
+            return out
         async with grpc.aio.insecure_channel(server.address) as channel:
             ts = ts_grpc.InferenceAPIsServiceStub(channel)
             v2 = oip_grpc.GRPCInferenceServiceStub(channel)
@@ -153,19 +159,21 @@ async def worker(requests: int) -> dict[str, float]:
             tensor.contents.fp32_contents.extend([0.5] * 16)
             infer = oip_pb.ModelInferRequest(model_name="mlp", inputs=[tensor])
             grpc_n = max(requests // 4, 100)
-            out["grpc_predictions"] = await measure(lambda: ts.Predictions(predict), grpc_n)
-            out["grpc_model_infer"] = await measure(lambda: v2.ModelInfer(infer), grpc_n)
+            if "grpc_predictions" in cases:
+                out["grpc_predictions"] = await measure(lambda: ts.Predictions(predict), grpc_n)
+            if "grpc_model_infer" in cases:
+                out["grpc_model_infer"] = await measure(lambda: v2.ModelInfer(infer), grpc_n)
     finally:
         await server.stop(0)
         await gw.aclose()
     return out
 
 
-def run_tree(tree: Path, requests: int) -> dict[str, float]:
+def run_tree(tree: Path, requests: int, cases: list[str]) -> dict[str, float]:
     """One measurement in a fresh process that imports ``gateway`` from ``tree`` (this file
     runs as a script, so no other checkout comes first on ``sys.path``)."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    argv = [sys.executable, __file__, "--worker", "--requests", str(requests)]
+    argv = [sys.executable, __file__, "--worker", "--requests", str(requests), "--cases", *cases]
     done = subprocess.run(argv, env=env, cwd=tree, capture_output=True, text=True, check=True)
     result = json.loads(done.stdout.splitlines()[-1])
     assert result.pop("gateway") == str(tree / "gateway"), result
@@ -177,6 +185,7 @@ def main() -> None:
     parser.add_argument("--trees", nargs="+", type=Path, default=[Path(".")])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--requests", type=int, default=4000)
+    parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -187,7 +196,7 @@ def main() -> None:
         logging.getLogger().setLevel(logging.WARNING)
         import gateway
 
-        result: dict[str, object] = {**asyncio.run(worker(args.requests))}
+        result: dict[str, object] = {**asyncio.run(worker(args.requests, args.cases))}
         result["gateway"] = str(Path(gateway.__file__).parent)
         sys.stdout.write(json.dumps(result) + "\n")
         return
@@ -195,11 +204,11 @@ def main() -> None:
     runs: dict[Path, list[dict[str, float]]] = {t: [] for t in trees}
     for i in range(args.rounds):
         for tree in trees if i % 2 == 0 else trees[::-1]:
-            runs[tree].append(run_tree(tree, args.requests))
+            runs[tree].append(run_tree(tree, args.requests, args.cases))
             log.info("round %d %s: %s", i + 1, tree, runs[tree][-1])
     log.info("\nmedian CPU per request (us) over %d rounds", args.rounds)
     log.info("%-18s %s", "case", "  ".join(f"{t.name or str(t):>14}" for t in trees))
-    for case in CASES:
+    for case in args.cases:
         medians = [statistics.median(r[case] for r in runs[t]) for t in trees]
         ratios = "  ".join(f"{m:9.1f} x{m / medians[0]:.3f}" for m in medians)
         log.info("%-18s %s", case, ratios)

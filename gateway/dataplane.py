@@ -62,10 +62,7 @@ class ModelMetadata:
 class DataPlane:
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
-
-    @property
-    def settings(self) -> GatewaySettings:
-        return self.gw.settings
+        self.settings: GatewaySettings = gw.settings  # the process's: never replaced
 
     def inference(self, model: str, protocol: ProtocolName) -> Inference:
         return Inference(self.gw, model, protocol)
@@ -169,7 +166,9 @@ class Inference:
         route's, or the client's remaining ``deadline_s`` when that is shorter."""
         gw, route, name = self.gw, self.route, self.model
         variant = choose(name, route, facts, ejected=gw.outliers.ejected(name))
-        served = gw.shadow.mirror(name, route, variant, self.table.backends, payload)
+        served = None
+        if route.shadow is not None:  # the sender samples and sends, or not
+            served = gw.shadow.mirror(name, route, variant, self.table.backends, payload)
         timeout_s = route.timeout_s if deadline_s is None else min(route.timeout_s, deadline_s)
         deadline = time.perf_counter() + timeout_s
         pinned = facts.pinned_variant is not None or facts.version is not None

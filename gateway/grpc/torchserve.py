@@ -37,6 +37,7 @@ _PART_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 class TorchServeService:
     def __init__(self, dataplane: DataPlane) -> None:
         self.dataplane = dataplane
+        self.limits = bodies.JsonLimits.of(dataplane.settings)  # the process's settings
 
     @status.rpc
     async def Ping(
@@ -97,11 +98,10 @@ class TorchServeService:
         facts: RequestFacts | None = None,
     ) -> Outcome:
         """Route and forward one request; a worker's refusal is raised as a ``GatewayError``."""
-        limits = bodies.JsonLimits.of(self.dataplane.settings)
         with self.dataplane.inference(request.model_name, "grpc") as call:
             payload = payload_of(request.input)
             for value in request.input.values():
-                bodies.check_predictions_body(bytes(value), "raw", limits)
+                bodies.check_predictions_body(bytes(value), "raw", self.limits)
             if facts is None:
                 facts = call.facts(md, md.cookies, request.model_version or None)
             out = await call.infer(payload, facts, common.deadline(context))

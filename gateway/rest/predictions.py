@@ -44,6 +44,7 @@ class PredictionsAPI:
     def __init__(self, app: ASGIApp, dataplane: DataPlane) -> None:
         self.app = app
         self.dataplane = dataplane
+        self.limits = bodies.JsonLimits.of(dataplane.settings)  # the process's settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(PREFIX):
@@ -73,7 +74,7 @@ class PredictionsAPI:
                 body = await read_asgi_body(
                     receive, headers, settings.max_body_bytes, settings.body_timeout_s
                 )
-                bodies.check_predictions_body(body, kind, bodies.JsonLimits.of(settings))
+                bodies.check_predictions_body(body, kind, self.limits)
                 facts = call.facts(
                     headers, lambda: cookie_parser(headers.get("cookie", "")), version
                 )
