@@ -18,6 +18,7 @@ from starlette.types import ASGIApp
 
 from gateway.admin import api as admin_api
 from gateway.admin import canary_api, variants_api
+from gateway.dataplane import DataPlane
 from gateway.errors import GatewayError
 from gateway.rest import oip, predictions
 from gateway.state import Gateway
@@ -53,6 +54,8 @@ def allow(request: Request, status: int) -> dict[str, str] | None:
 def create_data_app(gw: Gateway) -> ASGIApp:
     """``/predictions`` on bare ASGI (the hot path), everything else on FastAPI."""
     app = _bare_app(gw)
+    dataplane = DataPlane(gw)
+    app.state.dataplane = dataplane
     app.include_router(predictions.router)
     app.include_router(oip.router)
 
@@ -71,7 +74,7 @@ def create_data_app(gw: Gateway) -> ASGIApp:
 
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(Exception, http_error)
-    return predictions.PredictionsAPI(app, gw)
+    return predictions.PredictionsAPI(app, dataplane)
 
 
 def create_admin_app(gw: Gateway, token: str | None) -> FastAPI:

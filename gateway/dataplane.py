@@ -1,27 +1,39 @@
-"""The protocol-neutral core of the data plane: route, forward, shadow, measure.
+"""The data plane: a request from route lookup to outcome, the same for every protocol.
 
-Protocol layers (``rest/predictions.py``, ``rest/oip.py``, ``grpc/``) read the request, build
-``RequestFacts`` and call ``infer``; they only translate bodies and errors into their shapes.
-A request abandoned by its client (cancelled task) is counted with code 499. A request whose
-worker died under it, or whose connection never opened, is retried once under a budget
-(``gateway.retries``); each upstream attempt is measured against the variant it went to.
+As KServe's ``DataPlane`` under its REST and gRPC layers, ``DataPlane`` is all the protocol
+layers (``rest/predictions.py``, ``rest/oip.py``, ``grpc/torchserve.py``, ``grpc/oip.py``) call;
+they only parse requests and render answers and errors.
+
+- inference: ``with dataplane.inference(model, protocol) as call`` looks the route up (404) on
+  the table the request starts with, which it keeps to the end; ``call.facts`` reads the sticky
+  key and pin, ``call.infer`` chooses the variant (``routing.choose``), mirrors to the shadow
+  (``ShadowSender.mirror``) and forwards with retries and per-attempt metrics
+  (``gateway.forwarding``). A ``GatewayError`` raised in the block before a variant was chosen
+  is counted once on the way out, as a refusal with config-only label values;
+- readiness: ``ready`` (every backend, asked concurrently) and ``model_ready``;
+- metadata: ``server_metadata`` and ``model_metadata``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import random
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import TracebackType
 
-from gateway import retries
-from gateway.backends import BackendResponse, Payload
+from gateway.backends import BackendResponse, Payload, TensorSpec
 from gateway.config import Route, Variant
 from gateway.errors import BadRequest, GatewayError, ModelNotFound, UpstreamError
+from gateway.forwarding import Forwarding
 from gateway.metrics import NO_VARIANT, UNKNOWN_ROUTE, ProtocolName
-from gateway.routing import RequestFacts, choose
+from gateway.routing import RequestFacts, choose, facts_from
+from gateway.settings import GatewaySettings
 from gateway.state import Gateway, Table
+
+PLATFORM = "servegate_torchserve"
+UNAVAILABLE = "the model server is unavailable"
 
 
 @dataclass(frozen=True)
@@ -31,144 +43,170 @@ class Outcome:
     response: BackendResponse
 
 
-def lookup(table: Table, model: str) -> Route:
-    route = table.loaded.config.routes.get(model)
-    if route is None:
-        raise ModelNotFound(f"Model not found: {model}")
-    return route
-
-
-async def infer(
-    gw: Gateway,
-    table: Table,
-    route_name: str,
-    *,
-    facts: RequestFacts,
-    payload: Payload,
-    protocol: ProtocolName = "rest",
-    deadline_s: float | None = None,
-) -> Outcome:
-    """Serve one inference on ``table`` (the one the request started with); the upstream
-    timeout is the route's, or the client's remaining ``deadline_s`` when that is shorter."""
-    route = lookup(table, route_name)
-    variant = choose(route_name, route, facts, ejected=gw.outliers.ejected(route_name))
-    served: asyncio.Future[BackendResponse] | None = None
-    if route.shadow is not None and random.random() * 100 < route.shadow.percent:
-        shadow = route.variant(route.shadow.variant)
-        if shadow is not None and shadow.name != variant.name:
-            if route.shadow.compare is not None:
-                served = asyncio.get_running_loop().create_future()
-            gw.shadow.send(
-                route=route_name,
-                variant=shadow,
-                backend=table.backends[shadow.backend],
-                payload=payload,
-                timeout_s=route.timeout_s,
-                compare=route.shadow.compare,
-                served=served,
-            )
-    timeout_s = route.timeout_s if deadline_s is None else min(route.timeout_s, deadline_s)
-    deadline = time.perf_counter() + timeout_s
-    pinned = facts.pinned_variant is not None or facts.version is not None
-    call = _Call(gw, table, route_name, route, payload, protocol, deadline, pinned)
-    gw.retry_budget.requests += 1
-    gw.requests.started += 1
-    try:
-        variant, response = await call.serve(variant)
-        if served is not None:
-            served.set_result(response)
-    except asyncio.CancelledError:
-        gw.requests.abandoned += 1
-        raise
-    except BaseException:
-        gw.requests.answered += 1  # an error answer
-        raise
-    else:
-        gw.requests.answered += 1
-    finally:
-        gw.retry_budget.requests -= 1
-        if served is not None and not served.done():
-            served.cancel()  # no served answer: the shadow has nothing to compare with
-    return Outcome(route_name, variant, response)
+@dataclass(frozen=True)
+class ServerMetadata:
+    name: str = "servegate"
+    version: str = "0.1.0"
+    extensions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
-class _Call:
-    """One client request's upstream attempts: the first, and at most one retry."""
+class ModelMetadata:
+    name: str
+    versions: list[str]  # of every variant of the route, sorted
+    platform: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
 
-    gw: Gateway
-    table: Table
-    route_name: str
-    route: Route
-    payload: Payload
-    protocol: ProtocolName
-    deadline: float  # perf_counter time by which the answer is due
-    pinned: bool  # the client chose the variant (pin header or version): retry on it only
 
-    async def serve(self, variant: Variant) -> tuple[Variant, BackendResponse]:
-        """Retried once when the first attempt died with its worker or never reached the
-        upstream, and the retry budget allows (``gateway.retries``)."""
+class DataPlane:
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+        self.settings: GatewaySettings = gw.settings  # the process's: never replaced
+
+    def inference(self, model: str, protocol: ProtocolName) -> Inference:
+        return Inference(self.gw, model, protocol)
+
+    async def ready(self) -> bool:
+        """Whether every backend answers its health check now (asked concurrently)."""
+        backends = self.gw.table.backends.values()
+        return all(await asyncio.gather(*(b.ready() for b in backends)))
+
+    async def model_ready(self, model: str, version: str | None) -> bool:
+        """Ready when the backend of every variant that takes traffic (or of the asked version's
+        variant) serves its model/version now: a variant its backend does not serve is not
+        ready, whatever ``/ping`` says. ``ModelNotFound`` for an unknown model or version."""
+        table = self.gw.table
+        route, variant = resolve(table, model, version)
+        serving = [variant] if version is not None else [v for v in route.variants if v.weight > 0]
+        found = await self.gw.readiness.probe(table.backends, serving)
+        return all(state.ready for state in found.values())
+
+    def server_metadata(self) -> ServerMetadata:
+        return SERVER
+
+    def model_metadata(self, model: str, version: str | None) -> ModelMetadata:
+        """``ModelNotFound`` for an unknown model or version, ``UpstreamError`` when the
+        signature cannot be read."""
+        table = self.gw.table
+        route, variant = resolve(table, model, version)
+        sig = table.backends[variant.backend].signature(variant)
+        versions = sorted({v.version for v in route.variants})
+        return ModelMetadata(model, versions, PLATFORM, sig.inputs, sig.outputs)
+
+
+SERVER = ServerMetadata()
+
+
+class Inference:
+    """One inference request, on the table it started with. Entering looks the route up
+    (``ModelNotFound``); a ``GatewayError`` that leaves the block before a variant was chosen
+    (``variant`` unset) is counted as a refusal."""
+
+    __slots__ = ("gw", "model", "protocol", "route", "table")
+
+    def __init__(self, gw: Gateway, model: str, protocol: ProtocolName) -> None:
+        self.gw = gw
+        self.table = gw.table
+        self.model = model
+        self.protocol = protocol
+
+    def __enter__(self) -> Inference:
+        route = self.table.loaded.config.routes.get(self.model)
+        if route is None:
+            exc = ModelNotFound(f"Model not found: {self.model}")
+            self._refused(UNKNOWN_ROUTE, exc)
+            raise exc
+        self.route: Route = route
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if isinstance(exc, GatewayError) and exc.variant is None:
+            self._refused(self.model, exc)
+
+    def _refused(self, route: str, exc: GatewayError) -> None:
+        labels = (route, NO_VARIANT, self.protocol, str(exc.status))
+        self.gw.metrics.requests.labels(*labels).inc()
+
+    def facts(
+        self,
+        headers: Mapping[str, str],
+        cookies: Callable[[], Mapping[str, str]],
+        version: str | None,
+    ) -> RequestFacts:
+        """The route's sticky key and pin from headers (or gRPC metadata); ``cookies`` is
+        called only when the route's sticky key is a cookie."""
+        sticky = self.route.sticky
+        jar = cookies() if sticky is not None and sticky.cookie is not None else {}
+        return facts_from(self.route, headers, jar, version)
+
+    def check_input_names(self, version: str | None, names: list[str]) -> None:
+        """400 naming the expected inputs when an OIP request's input names are not the
+        model's (as its metadata gives them: the baseline variant's, or the pinned version's).
+        Without metadata (no model store configured, archive unreadable) the worker's own
+        checks stand: the gateway's missing knowledge must not refuse the client."""
+        _, variant = resolve(self.table, self.model, version)
         try:
-            response = await self.attempt(variant)
-            reason = retries.retry_reason(response)
-        except UpstreamError as exc:
-            if not exc.before_sent or not self._may_retry(variant, "connect_failure"):
-                raise
-            reason = "connect_failure"
+            signature = self.table.backends[variant.backend].signature(variant)
+        except UpstreamError:
+            return
+        expected = [t.name for t in signature.inputs]
+        if sorted(names) != sorted(expected):
+            raise BadRequest(f"{self.model} takes the input(s) {expected}, got {names}")
+
+    async def infer(
+        self, payload: Payload, facts: RequestFacts, deadline_s: float | None = None
+    ) -> Outcome:
+        """Choose the variant, mirror to the shadow, forward; the upstream timeout is the
+        route's, or the client's remaining ``deadline_s`` when that is shorter."""
+        gw, route, name = self.gw, self.route, self.model
+        variant = choose(name, route, facts, ejected=gw.outliers.ejected(name))
+        served = None
+        if route.shadow is not None:  # the sender samples and sends, or not
+            served = gw.shadow.mirror(name, route, variant, self.table.backends, payload)
+        timeout_s = route.timeout_s if deadline_s is None else min(route.timeout_s, deadline_s)
+        deadline = time.perf_counter() + timeout_s
+        pinned = facts.pinned_variant is not None or facts.version is not None
+        call = Forwarding(gw, self.table, name, route, payload, self.protocol, deadline, pinned)
+        gw.retry_budget.requests += 1
+        gw.requests.started += 1
+        try:
+            variant, response = await call.serve(variant)
+            response = _unavailable_if_killed(response)
+            if served is not None:
+                served.set_result(response)
+        except asyncio.CancelledError:
+            gw.requests.abandoned += 1
+            raise
+        except BaseException:
+            gw.requests.answered += 1  # an error answer
+            raise
         else:
-            if reason is None or not self._may_retry(variant, reason):
-                return variant, _unavailable_if_killed(response)
-        try:
-            # A client's pin (variant or version) holds for the retry too: never another variant.
-            target = (
-                variant
-                if self.pinned
-                else retries.retry_target(
-                    self.route, variant, self.gw.outliers.ejected(self.route_name)
-                )
-            )
-            if target.name == variant.name:
-                await asyncio.sleep(retries.backoff_s())
-            return target, _unavailable_if_killed(await self.attempt(target))
+            gw.requests.answered += 1
         finally:
-            self.gw.retry_budget.release()
+            gw.retry_budget.requests -= 1
+            if served is not None and not served.done():
+                served.cancel()  # no served answer: the shadow has nothing to compare with
+        return Outcome(name, variant, response)
 
-    def _may_retry(self, variant: Variant, reason: str) -> bool:
-        labels = (self.route_name, variant.name)
-        if not self.gw.retry_budget.acquire():
-            self.gw.metrics.retries.labels(*labels, "budget_exhausted").inc()
-            return False
-        self.gw.metrics.retries.labels(*labels, reason).inc()
-        return True
 
-    async def attempt(self, variant: Variant) -> BackendResponse:
-        """One upstream attempt, measured against ``variant`` (each attempt is a request to
-        the variant it went to: its failures are that variant's, counted and ejected)."""
-        gw, route_name, protocol = self.gw, self.route_name, self.protocol
-        m = gw.metrics
-        labels = (route_name, variant.name)
-        m.in_flight.labels(*labels).inc()
-        started = time.perf_counter()
-        try:
-            backend = self.table.backends[variant.backend]
-            timeout_s = max(self.deadline - started, 0.001)
-            response = await backend.predict(variant, self.payload, timeout_s)
-        except UpstreamError as exc:
-            gw.outliers.record(route_name, self.route, variant.name, ok=False)
-            m.upstream_errors.labels(*labels, protocol, exc.metric_kind).inc()
-            if exc.metric_kind == "auth_rejected":
-                m.auth_rejections.labels(variant.backend).inc()
-            exc.variant = variant.name
-            observe(gw, labels, protocol, exc.status, time.perf_counter() - started)
-            raise
-        except asyncio.CancelledError:  # the client went away; the upstream call is abandoned
-            observe(gw, labels, protocol, CLIENT_CLOSED, time.perf_counter() - started)
-            raise
-        finally:
-            m.in_flight.labels(*labels).dec()
-        observe(gw, labels, protocol, response.status, time.perf_counter() - started)
-        gw.outliers.record(route_name, self.route, variant.name, ok=response.status < 500)
-        return response
+def resolve(table: Table, model: str, version: str | None) -> tuple[Route, Variant]:
+    """The route and the variant that answers metadata/readiness for ``model[/version]``
+    (the baseline without a version)."""
+    route = table.loaded.config.routes.get(model)
+    if route is None:
+        raise ModelNotFound(f"Model not found: {model}")
+    if version is None:
+        return route, route.variants[0]
+    variant = next((v for v in route.variants if v.version == version), None)
+    if variant is None:
+        raise ModelNotFound(f"Model version not found: {model}/{version}")
+    return route, variant
 
 
 def _unavailable_if_killed(response: BackendResponse) -> BackendResponse:
@@ -178,61 +216,3 @@ def _unavailable_if_killed(response: BackendResponse) -> BackendResponse:
         return response
     body = {"code": 503, "type": "ServiceUnavailableException", "message": UNAVAILABLE}
     return BackendResponse(503, json.dumps(body).encode(), "application/json")
-
-
-UNAVAILABLE = "the model server is unavailable"
-
-
-CLIENT_CLOSED = 499  # nginx's "client closed request"
-
-
-def observe(
-    gw: Gateway, labels: tuple[str, str], protocol: ProtocolName, status: int, latency_s: float
-) -> None:
-    gw.metrics.requests.labels(*labels, protocol, str(status)).inc()
-    gw.metrics.latency.labels(*labels, protocol).observe(latency_s)
-
-
-def count_refusal(
-    gw: Gateway, table: Table, model: str, exc: GatewayError, protocol: ProtocolName = "rest"
-) -> None:
-    """Count a request refused before reaching a backend, with config-only label values."""
-    route = model if model in table.loaded.config.routes else UNKNOWN_ROUTE
-    gw.metrics.requests.labels(route, exc.variant or NO_VARIANT, protocol, str(exc.status)).inc()
-
-
-async def model_ready(gw: Gateway, table: Table, model: str, version: str | None) -> bool:
-    """Ready when the backend of every variant that takes traffic (or of the asked version's
-    variant) serves its model/version now: a variant its backend does not serve is not ready,
-    whatever ``/ping`` says. ``ModelNotFound`` for an unknown model or version."""
-    route, variant = resolve(table, model, version)
-    serving = [variant] if version is not None else [v for v in route.variants if v.weight > 0]
-    found = await gw.readiness.probe(table.backends, serving)
-    return all(state.ready for state in found.values())
-
-
-def resolve(table: Table, model: str, version: str | None) -> tuple[Route, Variant]:
-    """The route and the variant that answers metadata/readiness for ``model[/version]``
-    (the baseline without a version)."""
-    route = lookup(table, model)
-    if version is None:
-        return route, route.variants[0]
-    variant = next((v for v in route.variants if v.version == version), None)
-    if variant is None:
-        raise ModelNotFound(f"Model version not found: {model}/{version}")
-    return route, variant
-
-
-def check_input_names(table: Table, model: str, version: str | None, names: list[str]) -> None:
-    """400 naming the expected inputs when an OIP request's input names are not the model's
-    (as its metadata gives them: the baseline variant's, or the pinned version's). Without
-    metadata (no model store configured, archive unreadable) the worker's own checks stand:
-    the gateway's missing knowledge must not refuse the client."""
-    _, variant = resolve(table, model, version)
-    try:
-        signature = table.backends[variant.backend].signature(variant)
-    except UpstreamError:
-        return
-    expected = [t.name for t in signature.inputs]
-    if sorted(names) != sorted(expected):
-        raise BadRequest(f"{model} takes the input(s) {expected}, got {names}")

@@ -1,6 +1,8 @@
 """Shadow traffic: a copy of a request sent to another variant, its answer discarded.
 
-Sent as a detached task, so it never delays or changes the client's answer. Failures are
+The sender decides which requests are mirrored (``mirror``: the route's ``shadow.percent``, never
+to the variant that serves the request). A copy is sent as a detached task, so it never delays
+or changes the client's answer. Failures are
 counted (``servegate_shadow_failures_total``), never surfaced. At most ``MAX_PENDING`` copies
 are in flight; beyond that a copy is dropped and counted as a failure of kind ``dropped``.
 
@@ -12,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+from collections.abc import Mapping
 
 from gateway.backends import Backend, BackendResponse, Payload
 from gateway.canary.divergence import Mismatch, divergence
-from gateway.config import CompareMeasure, Variant
+from gateway.config import CompareMeasure, Route, Variant
 from gateway.errors import UpstreamError
 from gateway.metrics import GatewayMetrics
 
@@ -27,6 +31,37 @@ class ShadowSender:
     def __init__(self, metrics: GatewayMetrics) -> None:
         self.metrics = metrics
         self._pending: set[asyncio.Task[None]] = set()
+
+    def mirror(
+        self,
+        route_name: str,
+        route: Route,
+        served_by: Variant,
+        backends: Mapping[str, Backend],
+        payload: Payload,
+    ) -> asyncio.Future[BackendResponse] | None:
+        """Send a copy of this request to the route's shadow variant when it is sampled (one
+        draw against ``shadow.percent``) and is not ``served_by``. With ``compare`` set, the
+        future returned is for the caller to resolve with the served answer (or cancel)."""
+        policy = route.shadow
+        if policy is None or random.random() * 100 >= policy.percent:
+            return None
+        variant = route.variant(policy.variant)
+        if variant is None or variant.name == served_by.name:
+            return None
+        served: asyncio.Future[BackendResponse] | None = None
+        if policy.compare is not None:
+            served = asyncio.get_running_loop().create_future()
+        self.send(
+            route=route_name,
+            variant=variant,
+            backend=backends[variant.backend],
+            payload=payload,
+            timeout_s=route.timeout_s,
+            compare=policy.compare,
+            served=served,
+        )
+        return served
 
     def send(
         self,

@@ -20,10 +20,10 @@ backend sets ``grpc_address`` (``backends/grpc_upstream.py``), else through the 
   so none of its management RPCs (another service, on another port) can be reached through the
   gateway, whatever a client sends.
 
-Routing is ``dataplane.infer`` -> ``routing.choose``, with the facts read from call metadata
-(``common.py``: the route's sticky header or cookie, its pin header, the version from the
-request). The chosen variant and the request id come back as initial metadata
-(``x-servegate-variant``, ``x-request-id``); metrics are the REST series with
-``protocol="grpc"``. The client's remaining deadline bounds the upstream timeout, and a
-cancelled call cancels the upstream request (counted with code 499).
+Routing is the data plane's (``gateway.dataplane``, as for REST), with the facts read from call
+metadata (``common.py``: the route's sticky header or cookie, its pin header, the version from
+the request). Errors become status codes in one place (``status.py``). The chosen variant and
+the request id come back as initial metadata (``x-servegate-variant``, ``x-request-id``);
+metrics are the REST series with ``protocol="grpc"``. The client's remaining deadline bounds
+the upstream timeout, and a cancelled call cancels the upstream request (counted with code 499).
 """

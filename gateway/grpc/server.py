@@ -18,6 +18,7 @@ import psutil
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from gateway.dataplane import DataPlane
 from gateway.grpc.oip import OipService
 from gateway.grpc.stubs import (
     grpc_predict_v2_pb2,
@@ -49,11 +50,12 @@ class GrpcServer:
                 ("grpc.so_reuseport", 1),
             ]
         )
+        dataplane = DataPlane(gw)
         inference_pb2_grpc.add_InferenceAPIsServiceServicer_to_server(
-            TorchServeService(gw), self.server
+            TorchServeService(dataplane), self.server
         )
         grpc_predict_v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
-            OipService(gw), self.server
+            OipService(dataplane), self.server
         )
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

@@ -20,47 +20,57 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import grpc
 from google.rpc import status_pb2
 
-from gateway import bodies, dataplane
+from gateway import bodies
 from gateway.backends import Payload
-from gateway.dataplane import Outcome
+from gateway.dataplane import DataPlane, Outcome
 from gateway.errors import BadRequest, GatewayError
-from gateway.grpc import common
+from gateway.grpc import common, status
 from gateway.grpc.stubs import inference_pb2 as pb
 from gateway.routing import RequestFacts
-from gateway.state import Gateway
 
 _PART_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
 class TorchServeService:
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
+    def __init__(self, dataplane: DataPlane) -> None:
+        self.dataplane = dataplane
+        self.limits = bodies.JsonLimits.of(dataplane.settings)  # the process's settings
 
-    async def Ping(self, request: Any, context: Any) -> pb.TorchServeHealthResponse:
-        states = [await b.ready() for b in self.gw.table.backends.values()]
-        return pb.TorchServeHealthResponse(health=_health(all(states)))
+    @status.rpc
+    async def Ping(
+        self, request: Any, context: grpc.aio.ServicerContext[Any, pb.TorchServeHealthResponse]
+    ) -> pb.TorchServeHealthResponse:
+        return pb.TorchServeHealthResponse(health=_health(await self.dataplane.ready()))
 
+    @status.rpc
     async def Predictions(
-        self, request: pb.PredictionsRequest, context: Any
+        self,
+        request: pb.PredictionsRequest,
+        context: grpc.aio.ServicerContext[pb.PredictionsRequest, pb.PredictionResponse],
     ) -> pb.PredictionResponse:
         md = common.Metadata(context)
-        rid = md.request_id()
-        try:
-            out = await self._forward(request, context, md)
-        except GatewayError as exc:
-            await common.abort(context, exc, rid)
-        await context.send_initial_metadata(common.answer_metadata(rid, out.variant.name))
+        out = await self._forward(request, context, md)
+        await context.send_initial_metadata(
+            common.answer_metadata(md.request_id(), out.variant.name)
+        )
         return pb.PredictionResponse(prediction=out.response.body)
 
+    @status.rpc
     async def StreamPredictions(
-        self, request: pb.PredictionsRequest, context: Any
+        self,
+        request: pb.PredictionsRequest,
+        context: grpc.aio.ServicerContext[pb.PredictionsRequest, pb.PredictionResponse],
     ) -> AsyncIterator[pb.PredictionResponse]:
         yield await self.Predictions(request, context)
 
+    @status.rpc
     async def StreamPredictions2(
-        self, requests: AsyncIterator[pb.PredictionsRequest], context: Any
+        self,
+        requests: AsyncIterator[pb.PredictionsRequest],
+        context: grpc.aio.ServicerContext[pb.PredictionsRequest, pb.PredictionResponse],
     ) -> AsyncIterator[pb.PredictionResponse]:
         md = common.Metadata(context)
         rid = md.request_id()
@@ -69,8 +79,8 @@ class TorchServeService:
             seq = request.sequence_id if request.HasField("sequence_id") else None
             try:
                 out = await self._forward(request, context, md, pinned)
-            except GatewayError as exc:
-                code = common.code_for(exc.status).value[0]
+            except GatewayError as exc:  # reported in this answer; the stream goes on
+                code = status.code_for(exc.status).value[0]
                 yield pb.PredictionResponse(
                     sequence_id=seq, status=status_pb2.Status(code=code, message=exc.message)
                 )
@@ -83,36 +93,20 @@ class TorchServeService:
     async def _forward(
         self,
         request: pb.PredictionsRequest,
-        context: Any,
+        context: grpc.aio.ServicerContext[pb.PredictionsRequest, pb.PredictionResponse],
         md: common.Metadata,
         facts: RequestFacts | None = None,
     ) -> Outcome:
         """Route and forward one request; a worker's refusal is raised as a ``GatewayError``."""
-        gw, table = self.gw, self.gw.table  # the whole call runs on the table it started with
-        model = request.model_name
-        try:
-            dataplane.lookup(table, model)
+        with self.dataplane.inference(request.model_name, "grpc") as call:
             payload = payload_of(request.input)
-            limits = bodies.JsonLimits.of(gw.settings)
             for value in request.input.values():
-                bodies.check_predictions_body(bytes(value), "raw", limits)
+                bodies.check_predictions_body(bytes(value), "raw", self.limits)
             if facts is None:
-                facts = common.facts(table, md, model, request.model_version)
-            out = await dataplane.infer(
-                gw,
-                table,
-                model,
-                facts=facts,
-                payload=payload,
-                protocol="grpc",
-                deadline_s=common.deadline(context),
-            )
-        except GatewayError as exc:
-            if exc.variant is None:
-                dataplane.count_refusal(gw, table, model, exc, "grpc")
-            raise
+                facts = call.facts(md, md.cookies, request.model_version or None)
+            out = await call.infer(payload, facts, common.deadline(context))
         if out.response.status != 200:
-            raise common.refusal(out.response, out.variant.name)
+            raise status.refusal(out.response, out.variant.name)
         return out
 
 

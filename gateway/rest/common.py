@@ -1,4 +1,5 @@
-"""Request plumbing shared by the REST layers: bounded body reads, request ids, headers."""
+"""Request plumbing shared by the REST layers: bounded body reads, request ids, headers, the
+gateway and data plane an app serves."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ from collections.abc import Mapping
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive
 
+from gateway.dataplane import DataPlane
 from gateway.errors import BadRequest, PayloadTooLarge, RequestTimeout
-from gateway.routing import RequestFacts, facts_from
-from gateway.state import Gateway, Table
+from gateway.state import Gateway
 
 REQUEST_ID = "X-Request-Id"
 VARIANT = "X-Servegate-Variant"
@@ -68,13 +69,6 @@ async def _read_chunks(receive: Receive, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def facts(table: Table, request: Request, model: str, version: str | None) -> RequestFacts:
-    route = table.loaded.config.routes.get(model)
-    if route is None:
-        return RequestFacts(version=version)
-    return facts_from(route, request.headers, request.cookies, version)
-
-
 def headers(rid: str, variant: str | None) -> dict[str, str]:
     out = {REQUEST_ID: rid}
     if variant:
@@ -85,3 +79,8 @@ def headers(rid: str, variant: str | None) -> dict[str, str]:
 def gateway_of(request: Request) -> Gateway:
     gw: Gateway = request.app.state.gateway
     return gw
+
+
+def dataplane_of(request: Request) -> DataPlane:
+    dataplane: DataPlane = request.app.state.dataplane
+    return dataplane

@@ -10,7 +10,6 @@ and variant version. Every error is ``{"error": "..."}``.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -18,14 +17,13 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateway import bodies, dataplane
+from gateway import bodies
 from gateway.backends import BackendResponse, Payload, TensorSpec
 from gateway.config import Variant
 from gateway.errors import BadRequest, GatewayError
-from gateway.rest.common import facts, gateway_of, headers, read_body, request_id
+from gateway.rest.common import dataplane_of, headers, read_body, request_id
 
 router = APIRouter(prefix="/v2")
-SERVER = {"name": "servegate", "version": "0.1.0", "extensions": []}
 
 
 def oip_error(exc: GatewayError, rid: str | None = None) -> JSONResponse:
@@ -36,8 +34,10 @@ def oip_error(exc: GatewayError, rid: str | None = None) -> JSONResponse:
 
 
 @router.get("")
-async def server_metadata() -> JSONResponse:
-    return JSONResponse(SERVER)
+async def server_metadata(request: Request) -> JSONResponse:
+    server = dataplane_of(request).server_metadata()
+    body = {"name": server.name, "version": server.version, "extensions": list(server.extensions)}
+    return JSONResponse(body)
 
 
 @router.get("/health/live")
@@ -47,27 +47,24 @@ async def live() -> JSONResponse:
 
 @router.get("/health/ready")
 async def ready(request: Request) -> JSONResponse:
-    backends = gateway_of(request).table.backends.values()
-    ok = all(await asyncio.gather(*(b.ready() for b in backends)))
+    ok = await dataplane_of(request).ready()
     return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
 
 
 @router.get("/models/{model}")
 @router.get("/models/{model}/versions/{version}")
 async def model_metadata(request: Request, model: str, version: str | None = None) -> Response:
-    table = gateway_of(request).table
     try:
-        route, variant = dataplane.resolve(table, model, version)
-        sig = table.backends[variant.backend].signature(variant)
+        meta = dataplane_of(request).model_metadata(model, version)
     except GatewayError as exc:
         return oip_error(exc)
     return JSONResponse(
         {
-            "name": model,
-            "versions": sorted({v.version for v in route.variants}),
-            "platform": "servegate_torchserve",
-            "inputs": [_tensor(t) for t in sig.inputs],
-            "outputs": [_tensor(t) for t in sig.outputs],
+            "name": meta.name,
+            "versions": meta.versions,
+            "platform": meta.platform,
+            "inputs": [_tensor(t) for t in meta.inputs],
+            "outputs": [_tensor(t) for t in meta.outputs],
         }
     )
 
@@ -75,9 +72,8 @@ async def model_metadata(request: Request, model: str, version: str | None = Non
 @router.get("/models/{model}/ready")
 @router.get("/models/{model}/versions/{version}/ready")
 async def model_ready(request: Request, model: str, version: str | None = None) -> Response:
-    gw = gateway_of(request)
     try:
-        ok = await dataplane.model_ready(gw, gw.table, model, version)
+        ok = await dataplane_of(request).model_ready(model, version)
     except GatewayError as exc:
         return oip_error(exc)
     return JSONResponse({"name": model, "ready": ok}, status_code=200 if ok else 503)
@@ -86,22 +82,19 @@ async def model_ready(request: Request, model: str, version: str | None = None) 
 @router.post("/models/{model}/infer")
 @router.post("/models/{model}/versions/{version}/infer")
 async def infer(request: Request, model: str, version: str | None = None) -> Response:
-    gw = gateway_of(request)
-    table = gw.table
+    dataplane = dataplane_of(request)
+    settings = dataplane.settings
     rid = request_id(request)
     try:
-        dataplane.lookup(table, model)
-        bodies.require_oip_json(request.headers.get("content-type"))
-        body = await read_body(request, gw.settings.max_body_bytes, gw.settings.body_timeout_s)
-        obj = bodies.parse_json(body, bodies.JsonLimits.of(gw.settings))
-        request_id_in_body = _check_infer_body(obj)
-        dataplane.check_input_names(table, model, version, [t["name"] for t in obj["inputs"]])
-        payload = Payload(body, "application/json")
-        facts_ = facts(table, request, model, version)
-        out = await dataplane.infer(gw, table, model, facts=facts_, payload=payload)
+        with dataplane.inference(model, "rest") as call:
+            bodies.require_oip_json(request.headers.get("content-type"))
+            body = await read_body(request, settings.max_body_bytes, settings.body_timeout_s)
+            obj = bodies.parse_json(body, bodies.JsonLimits.of(settings))
+            request_id_in_body = _check_infer_body(obj)
+            call.check_input_names(version, [t["name"] for t in obj["inputs"]])
+            facts = call.facts(request.headers, lambda: request.cookies, version)
+            out = await call.infer(Payload(body, "application/json"), facts)
     except GatewayError as exc:
-        if exc.variant is None:
-            dataplane.count_refusal(gw, table, model, exc)
         return oip_error(exc, rid)
     answer, status = _answer(out.response, model, out.variant, request_id_in_body)
     return JSONResponse(answer, status_code=status, headers=headers(rid, out.variant.name))

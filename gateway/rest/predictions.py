@@ -16,7 +16,6 @@ TorchServe, trailing slashes are ignored (``/predictions/mlp/`` is ``/prediction
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 
@@ -26,12 +25,11 @@ from starlette.requests import ClientDisconnect, Request, cookie_parser
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway import bodies, dataplane
+from gateway import bodies
 from gateway.backends import Payload
+from gateway.dataplane import DataPlane
 from gateway.errors import GatewayError
-from gateway.rest.common import REQUEST_ID, gateway_of, read_asgi_body, sane_request_id
-from gateway.routing import facts_from
-from gateway.state import Gateway
+from gateway.rest.common import REQUEST_ID, dataplane_of, read_asgi_body, sane_request_id
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -43,9 +41,10 @@ _VARIANT = b"x-servegate-variant"
 class PredictionsAPI:
     """``/predictions/{model}[/{version}]`` on bare ASGI; everything else goes to ``app``."""
 
-    def __init__(self, app: ASGIApp, gw: Gateway) -> None:
+    def __init__(self, app: ASGIApp, dataplane: DataPlane) -> None:
         self.app = app
-        self.gw = gw
+        self.dataplane = dataplane
+        self.limits = bodies.JsonLimits.of(dataplane.settings)  # the process's settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(PREFIX):
@@ -66,25 +65,21 @@ class PredictionsAPI:
             }
             await _send(send, 405, json.dumps(refusal).encode(), rid=rid, allow="POST")
             return
-        gw = self.gw
-        table = gw.table  # the whole request runs on the table it started with
         model, version = parts[0], parts[1] if len(parts) == 2 else None
+        settings = self.dataplane.settings
         try:
-            route = dataplane.lookup(table, model)
-            kind = bodies.predictions_kind(headers.get("content-type"))
-            body = await read_asgi_body(
-                receive, headers, gw.settings.max_body_bytes, gw.settings.body_timeout_s
-            )
-            bodies.check_predictions_body(body, kind, bodies.JsonLimits.of(gw.settings))
-            cookies = {}
-            if route.sticky is not None and route.sticky.cookie is not None:
-                cookies = cookie_parser(headers.get("cookie", ""))
-            facts = facts_from(route, headers, cookies, version)
-            payload = Payload(body, headers.get("content-type"))
-            out = await dataplane.infer(gw, table, model, facts=facts, payload=payload)
+            with self.dataplane.inference(model, "rest") as call:
+                content_type = headers.get("content-type")
+                kind = bodies.predictions_kind(content_type)
+                body = await read_asgi_body(
+                    receive, headers, settings.max_body_bytes, settings.body_timeout_s
+                )
+                bodies.check_predictions_body(body, kind, self.limits)
+                facts = call.facts(
+                    headers, lambda: cookie_parser(headers.get("cookie", "")), version
+                )
+                out = await call.infer(Payload(body, content_type), facts)
         except GatewayError as exc:
-            if exc.variant is None:
-                dataplane.count_refusal(gw, table, model, exc)
             await _send_error(send, exc, rid)
             return
         except ClientDisconnect:
@@ -144,8 +139,6 @@ async def _send(
 
 @router.get("/ping")
 async def ping(request: Request) -> JSONResponse:
-    gw = gateway_of(request)
-    states = await asyncio.gather(*(b.ready() for b in gw.table.backends.values()))
-    if all(states):
+    if await dataplane_of(request).ready():
         return JSONResponse({"status": "Healthy"})
     return JSONResponse({"status": "Unhealthy"}, status_code=500)
