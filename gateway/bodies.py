@@ -78,6 +78,14 @@ def require_oip_json(content_type: str | None) -> None:
     _utf8_only(media, params)
 
 
+def require_oip_binary(content_type: str | None) -> None:
+    """A body of the binary data extension: no type (Triton's client sends none), octet-stream
+    or JSON (the header part)."""
+    media, _ = media_type(content_type)
+    if media and media not in ("application/octet-stream", "application/json"):
+        raise _refused(media, "application/octet-stream")
+
+
 def check_predictions_body(body: bytes, kind: Kind, limits: JsonLimits) -> None:
     """400 for a body the handlers would misread or choke on; the body itself is forwarded."""
     if body.startswith(BOM):

@@ -95,7 +95,8 @@ class DataPlane:
         return ModelMetadata(model, versions, PLATFORM, sig.inputs, sig.outputs)
 
 
-SERVER = ServerMetadata()
+# binary_tensor_data: Triton's name for the REST binary data extension (gateway.rest.binary).
+SERVER = ServerMetadata(extensions=("binary_tensor_data",))
 
 
 class Inference:

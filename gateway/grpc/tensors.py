@@ -11,13 +11,11 @@ Answers use the form the request used: raw in, raw out (KServe's rule), else typ
 from __future__ import annotations
 
 import math
-import struct
 from typing import Any
-
-import numpy as np
 
 from gateway.errors import BadRequest
 from gateway.grpc.stubs import grpc_predict_v2_pb2 as pb
+from gateway.tensor_bytes import RAW_ONLY, flat, from_raw, texts, to_raw, utf8
 
 CONTENTS = {
     "BOOL": "bool_contents",
@@ -33,22 +31,6 @@ CONTENTS = {
     "FP64": "fp64_contents",
     "BYTES": "bytes_contents",
 }
-NUMPY = {
-    "BOOL": "?",
-    "INT8": "<i1",
-    "INT16": "<i2",
-    "INT32": "<i4",
-    "INT64": "<i8",
-    "UINT8": "<u1",
-    "UINT16": "<u2",
-    "UINT32": "<u4",
-    "UINT64": "<u8",
-    "FP16": "<f2",
-    "FP32": "<f4",
-    "FP64": "<f8",
-}
-RAW_ONLY = {"FP16", "BF16"}
-_LEN = struct.Struct("<I")
 
 
 def request_json(req: pb.ModelInferRequest) -> dict[str, Any]:
@@ -75,7 +57,9 @@ def _input_json(tensor: Any, buffer: bytes | None) -> dict[str, Any]:
     shape = list(tensor.shape)
     if any(d < 0 for d in shape):
         raise BadRequest(f"input {tensor.name!r}: shape {shape} has a negative dimension")
-    data = _from_contents(tensor) if buffer is None else _from_raw(tensor, buffer)
+    data = (
+        _from_contents(tensor) if buffer is None else from_raw(tensor.name, tensor.datatype, buffer)
+    )
     if len(data) != math.prod(shape):
         raise BadRequest(
             f"input {tensor.name!r}: shape {shape} needs {math.prod(shape)} values, got {len(data)}"
@@ -93,51 +77,7 @@ def _from_contents(tensor: Any) -> list[Any]:
     if field is None:
         raise BadRequest(f"input {tensor.name!r}: unknown datatype {tensor.datatype!r}")
     values = getattr(tensor.contents, field)
-    return _texts(tensor.name, values) if tensor.datatype == "BYTES" else list(values)
-
-
-def _from_raw(tensor: Any, buffer: bytes) -> list[Any]:
-    if tensor.datatype == "BYTES":
-        return _texts(tensor.name, split_bytes(tensor.name, buffer))
-    if tensor.datatype == "BF16":
-        halves = _frombuffer(tensor.name, buffer, "<u2")
-        return (halves.astype("<u4") << 16).view("<f4").tolist()  # type: ignore[no-any-return]
-    dtype = NUMPY.get(tensor.datatype)
-    if dtype is None:
-        raise BadRequest(f"input {tensor.name!r}: unknown datatype {tensor.datatype!r}")
-    return _frombuffer(tensor.name, buffer, dtype).tolist()  # type: ignore[no-any-return]
-
-
-def _frombuffer(name: str, buffer: bytes, dtype: str) -> Any:
-    if len(buffer) % np.dtype(dtype).itemsize:
-        raise BadRequest(f"input {name!r}: raw content is not a whole number of elements")
-    return np.frombuffer(buffer, dtype=dtype)
-
-
-def split_bytes(name: str, buffer: bytes) -> list[bytes]:
-    """Elements of a raw BYTES tensor (each a 4-byte little-endian length, then the bytes)."""
-    out, pos = [], 0
-    while pos < len(buffer):
-        if pos + 4 > len(buffer):
-            raise BadRequest(f"input {name!r}: truncated BYTES element length")
-        (size,) = _LEN.unpack_from(buffer, pos)
-        pos += 4
-        if pos + size > len(buffer):
-            raise BadRequest(f"input {name!r}: BYTES element overruns the raw content")
-        out.append(buffer[pos : pos + size])
-        pos += size
-    return out
-
-
-def join_bytes(items: list[bytes]) -> bytes:
-    return b"".join(_LEN.pack(len(item)) + item for item in items)
-
-
-def _texts(name: str, items: Any) -> list[str]:
-    try:
-        return [bytes(item).decode() for item in items]
-    except UnicodeDecodeError:
-        raise BadRequest(f"input {name!r}: BYTES elements must be UTF-8 text") from None
+    return texts(tensor.name, values) if tensor.datatype == "BYTES" else list(values)
 
 
 def params_json(params: Any) -> dict[str, Any]:
@@ -172,31 +112,12 @@ def infer_response(body: dict[str, Any], *, raw: bool) -> pb.ModelInferResponse:
         datatype = str(out["datatype"])
         tensor = resp.outputs.add(name=str(out["name"]), datatype=datatype, shape=out["shape"])
         set_params(tensor.parameters, out.get("parameters"))
-        data = _flat(out["data"])
+        data = flat(out["data"])
         if raw:
-            resp.raw_output_contents.append(_to_raw(datatype, data))
+            resp.raw_output_contents.append(to_raw(datatype, data))
         elif datatype == "BYTES":
-            tensor.contents.bytes_contents.extend(_utf8(v) for v in data)
+            tensor.contents.bytes_contents.extend(utf8(v) for v in data)
         else:
             getattr(tensor.contents, CONTENTS[datatype]).extend(data)
     set_params(resp.parameters, body.get("parameters"))
     return resp
-
-
-def _to_raw(datatype: str, data: list[Any]) -> bytes:
-    if datatype == "BYTES":
-        return join_bytes([_utf8(v) for v in data])
-    if datatype == "BF16":
-        words = np.asarray(data, dtype="<f4").view("<u4") >> 16
-        return bytes(words.astype("<u2").tobytes())
-    return bytes(np.asarray(data, dtype=NUMPY[datatype]).tobytes())
-
-
-def _utf8(value: Any) -> bytes:
-    return value.encode() if isinstance(value, str) else bytes(value)
-
-
-def _flat(data: Any) -> list[Any]:
-    if data and isinstance(data[0], list):
-        return [v for row in data for v in _flat(row)]
-    return list(data)

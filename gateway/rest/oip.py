@@ -1,7 +1,8 @@
 """Open Inference Protocol v2 over REST (the KServe/Triton "predict protocol, version 2").
 
 Server and model health and metadata come from the gateway's config and the archives'
-manifests; ``infer`` bodies must be JSON within the gateway's limits (``gateway.bodies``)
+manifests; ``infer`` bodies must be JSON within the gateway's limits (``gateway.bodies``),
+or a JSON header and binary tensors (the binary data extension, ``gateway.rest.binary``),
 and are checked for shape (a JSON object whose ``inputs`` are tensor objects named as the
 model's metadata names them) and forwarded unchanged, since the TorchServe handler speaks OIP
 itself. The answer's ``model_name``/``model_version`` are rewritten to the public route name
@@ -11,6 +12,7 @@ and variant version. Every error is ``{"error": "..."}``.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from fastapi import APIRouter
@@ -20,9 +22,11 @@ from starlette.responses import JSONResponse, Response
 from gateway import bodies
 from gateway.backends import BackendResponse, Payload, TensorSpec
 from gateway.config import Variant
-from gateway.errors import BadRequest, GatewayError
+from gateway.errors import BadRequest, GatewayError, PayloadTooLarge
+from gateway.rest import binary
 from gateway.rest.common import dataplane_of, headers, read_body, request_id
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v2")
 
 
@@ -87,17 +91,54 @@ async def infer(request: Request, model: str, version: str | None = None) -> Res
     rid = request_id(request)
     try:
         with dataplane.inference(model, "rest") as call:
-            bodies.require_oip_json(request.headers.get("content-type"))
+            header_length = request.headers.get(binary.HEADER)
+            content_type = request.headers.get("content-type")
+            if header_length is None:
+                bodies.require_oip_json(content_type)
+            else:
+                bodies.require_oip_binary(content_type)
             body = await read_body(request, settings.max_body_bytes, settings.body_timeout_s)
-            obj = bodies.parse_json(body, bodies.JsonLimits.of(settings))
+            head, raw = binary.split(body, header_length)
+            obj = bodies.parse_json(head, bodies.JsonLimits.of(settings))
+            if raw is not None and isinstance(obj, dict):
+                binary.inline_inputs(obj, raw)
             request_id_in_body = _check_infer_body(obj)
             call.check_input_names(version, [t["name"] for t in obj["inputs"]])
+            default, named = binary.wanted(obj)
+            if raw is not None or default or named:
+                body = _reencoded(obj, settings.max_body_bytes)
             facts = call.facts(request.headers, lambda: request.cookies, version)
             out = await call.infer(Payload(body, "application/json"), facts)
     except GatewayError as exc:
         return oip_error(exc, rid)
     answer, status = _answer(out.response, model, out.variant, request_id_in_body)
-    return JSONResponse(answer, status_code=status, headers=headers(rid, out.variant.name))
+    extra = headers(rid, out.variant.name)
+    if status == 200 and (default or named):
+        try:
+            rendered = binary.render(answer, default, named)
+        except (KeyError, TypeError, ValueError, OverflowError):
+            log.warning(
+                "variant %s answered outputs that do not fit their datatype", out.variant.name
+            )
+            return JSONResponse({"error": "inference failed"}, status_code=502, headers=extra)
+        if rendered is not None:
+            extra["Inference-Header-Content-Length"] = str(rendered.header_length)
+            return Response(rendered.body, media_type="application/octet-stream", headers=extra)
+    return JSONResponse(answer, status_code=status, headers=extra)
+
+
+def _reencoded(obj: dict[str, Any], limit: int) -> bytes:
+    """The body a worker gets for a request that used the binary extension: JSON, with the
+    extension's own parameters dropped; 413 when that JSON form is past the body limit (the
+    model server takes JSON, so a binary body must fit the limit as JSON too)."""
+    binary.strip_params(obj)
+    body = json.dumps(obj, separators=(",", ":")).encode()
+    if len(body) > limit:
+        raise PayloadTooLarge(
+            f"the request is {len(body)} bytes as the JSON the model server takes, "
+            f"past the limit of {limit}; send fewer or smaller tensors"
+        )
+    return body
 
 
 def _tensor(t: TensorSpec) -> dict[str, Any]:

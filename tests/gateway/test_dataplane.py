@@ -254,7 +254,11 @@ def test_model_readiness_follows_the_variants_that_take_traffic(plane: Any) -> N
 def test_metadata(plane: Any) -> None:
     dp, _ = plane
     server = dp.server_metadata()
-    assert (server.name, server.version, server.extensions) == ("servegate", "0.1.0", ())
+    assert (server.name, server.version, server.extensions) == (
+        "servegate",
+        "0.1.0",
+        ("binary_tensor_data",),
+    )
     meta = dp.model_metadata("mlp", None)
     assert (meta.name, meta.versions, meta.platform) == (
         "mlp",

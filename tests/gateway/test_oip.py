@@ -15,7 +15,11 @@ pytestmark = pytest.mark.integration
 
 def test_server_endpoints(config_path: Path) -> None:
     with run_gateway(config_path) as gw, gw.client() as c:
-        assert c.get("/v2").json() == {"name": "servegate", "version": "0.1.0", "extensions": []}
+        assert c.get("/v2").json() == {
+            "name": "servegate",
+            "version": "0.1.0",
+            "extensions": ["binary_tensor_data"],
+        }
         assert c.get("/v2/health/live").json() == {"live": True}
         ready = c.get("/v2/health/ready")
         assert (ready.status_code, ready.json()) == (200, {"ready": True})

@@ -14,7 +14,7 @@ from google.protobuf import empty_pb2
 
 from gateway.grpc.stubs import grpc_predict_v2_pb2 as oip_pb
 from gateway.grpc.stubs import inference_pb2 as ts_pb
-from gateway.grpc.tensors import join_bytes
+from gateway.tensor_bytes import join_bytes
 from tests.gateway.grpc.support import (
     channel,
     direct_address,

@@ -7,7 +7,8 @@ import pytest
 
 from gateway.errors import BadRequest
 from gateway.grpc.stubs import grpc_predict_v2_pb2 as pb
-from gateway.grpc.tensors import infer_response, join_bytes, request_json, split_bytes
+from gateway.grpc.tensors import infer_response, request_json
+from gateway.tensor_bytes import join_bytes, split_bytes
 
 Tensor = pb.ModelInferRequest.InferInputTensor
 
