@@ -42,8 +42,9 @@ async def _client(load: Load, share: int) -> tuple[list[float], list[int], float
         async def worker() -> None:
             while (started := time.perf_counter()) < stop:
                 async with client.post(load.url, data=load.body) as resp:
-                    await resp.read()
-                    resp.raise_for_status()
+                    answer = await resp.read()
+                    if resp.status >= 400:  # a plain message: aiohttp's error does not pickle
+                        raise RuntimeError(f"{resp.status} from {load.url}: {answer[:200]!r}")
                     batch = resp.headers.get("x-servegate-batch-size", "0")
                 latencies.append((time.perf_counter() - started) * 1000)
                 batches.append(int(batch))

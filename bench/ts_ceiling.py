@@ -78,7 +78,12 @@ def through_gateway(
     routes = {MODEL: {"variants": [variant], "timeout_s": 60}}
     config.write_text(yaml.safe_dump({"backends": {"ts": backend}, "routes": routes}))
     port, admin = free_ports(2)
-    proc = start_gateway(config, port, admin, work / "gateway.log", args.gateway_workers)
+    log_file = work / "gateway.log"
+    try:
+        proc = start_gateway(config, port, admin, log_file, args.gateway_workers)
+    except RuntimeError:
+        log.error("the gateway did not start; its log ends:\n%s", log_file.read_text()[-3000:])
+        raise
     try:
         gateway_processes(proc, args.gateway_workers)
         url = f"http://127.0.0.1:{port}/predictions/{MODEL}"
