@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -79,7 +79,7 @@ class ModelService:
         manifest = Manifest.read(model_dir)
         manifest.verify(model_dir)
         runtime = load_runtime(manifest.format, model_dir / manifest.artifact, device)
-        codec = make_codec(manifest, model_dir)
+        codec = make_codec(manifest, model_dir, device)
         runtime.run(codec.collate(codec.example_rows()))  # warm-up: first runs are slow
         log.info(
             "loaded %s (%s, %s) on %s",
@@ -122,7 +122,28 @@ class ModelService:
                 refused = BadRequest(f"the request could not be decoded ({type(exc).__name__})")
                 ctx.set_response_status(refused.status, "Bad Request", idx)
                 prepared.answers[idx] = error_body(refused, oip.is_oip(body))
+        self._finish(prepared, batch, ctx)
         return prepared
+
+    def _finish(self, prepared: Prepared, batch: list[dict[str, Any]], ctx: WorkerContext) -> None:
+        """The codec's batch-wide step over every decoded row; a request with a row that
+        fails there gets its own 400, the others keep their finished rows."""
+        rows = [row for d in prepared.decoded.values() for row in d.rows]
+        if not rows:
+            return
+        finished, failed = self.codec.finish(rows)
+        start = 0
+        for idx, d in list(prepared.decoded.items()):
+            end = start + len(d.rows)
+            faults = [failed[p] for p in range(start, end) if p in failed]
+            if faults:
+                ctx.set_response_status(faults[0].status, "Bad Request", idx)
+                body = batch[idx].get("body", batch[idx].get("data"))
+                prepared.answers[idx] = error_body(faults[0], oip.is_oip(body))
+                del prepared.decoded[idx]
+            else:
+                prepared.decoded[idx] = replace(d, rows=finished[start:end])
+            start = end
 
     def inference(self, prepared: Prepared) -> torch.Tensor:
         """One forward pass over the rows of every well-formed request of the batch."""

@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 from torch._inductor import aoti_load_package
 
+from handlers.runtimes.base import to_device
+
 log = logging.getLogger(__name__)
 
 
@@ -39,7 +41,7 @@ class AOTInductorRuntime:
 
     def run(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
         with torch.inference_mode():
-            out = self._fn(*(t.to(self.device) for t in inputs))
+            out = self._fn(*(to_device(t, self.device) for t in inputs))
         tensor = out if isinstance(out, torch.Tensor) else out[0]  # type: ignore[index]
         assert isinstance(tensor, torch.Tensor)
         return tensor.cpu()

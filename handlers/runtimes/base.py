@@ -40,6 +40,15 @@ class FileRuntime(Protocol):
     def load(cls, artifact: Path, device: torch.device) -> Runtime: ...
 
 
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A batch's input on ``device``. Host to GPU: from pinned memory and without waiting, so
+    the copy overlaps what the host does next; the batch's one synchronisation is reading its
+    output back (``.cpu()``)."""
+    if device.type == "cuda" and tensor.device.type == "cpu":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
 def load_runtime(fmt: str, artifact: Path, device: torch.device) -> Runtime:
     target = _LOADERS.get(fmt)
     if target is None:

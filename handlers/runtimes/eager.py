@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import torch
 
+from handlers.runtimes.base import to_device
+
 
 class EagerRuntime:
     format = "eager"
@@ -16,5 +18,5 @@ class EagerRuntime:
 
     def run(self, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
         with torch.inference_mode():
-            out = self._module(*(t.to(self.device) for t in inputs))
+            out = self._module(*(to_device(t, self.device) for t in inputs))
         return out.cpu() if isinstance(out, torch.Tensor) else out[0].cpu()

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from handlers.runtimes.base import to_device
+
 
 class TorchScriptRuntime:
     format = "torchscript"
@@ -30,5 +32,5 @@ class TorchScriptRuntime:
         # varying batch/sequence shapes of serving that cost more than it saved (MiniLM on CPU,
         # 20 mixed shapes: 512 ms optimised vs 331 ms without).
         with torch.inference_mode(), torch.jit.optimized_execution(False):  # type: ignore[attr-defined]
-            out: torch.Tensor = self._module(*(t.to(self.device) for t in inputs))
+            out: torch.Tensor = self._module(*(to_device(t, self.device) for t in inputs))
         return out.cpu()

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from handlers.errors import BadRequest
 from handlers.manifest import Manifest
 from handlers.oip import OipTensor
 
@@ -23,9 +24,12 @@ class TaskCodec(ABC):
     # The request bodies a client may send, named for error messages.
     accepts: ClassVar[str] = 'application/json {"inputs": [...]} or an OIP v2 body'
 
-    def __init__(self, manifest: Manifest, model_dir: Path) -> None:
+    def __init__(
+        self, manifest: Manifest, model_dir: Path, device: torch.device | None = None
+    ) -> None:
         self.manifest = manifest
         self.model_dir = model_dir
+        self.device = device if device is not None else torch.device("cpu")
 
     @abstractmethod
     def decode_native(self, body: object) -> tuple[list[Any], bool]:
@@ -38,6 +42,12 @@ class TaskCodec(ABC):
     @abstractmethod
     def example_rows(self) -> list[Any]:
         """A few valid rows, run once at load so the first client does not pay the warm-up."""
+
+    def finish(self, rows: list[Any]) -> tuple[list[Any], dict[int, BadRequest]]:
+        """The rows of a whole batch, finished together after every request is decoded (work
+        that pays per batch, such as decoding images on the device), and the rows that failed
+        there by position: only their own requests are refused."""
+        return rows, {}
 
     @abstractmethod
     def collate(self, rows: Sequence[Any]) -> list[torch.Tensor]:
@@ -56,7 +66,9 @@ class TaskCodec(ABC):
         return []
 
 
-def make_codec(manifest: Manifest, model_dir: Path) -> TaskCodec:
+def make_codec(
+    manifest: Manifest, model_dir: Path, device: torch.device | None = None
+) -> TaskCodec:
     # Imported here so each worker loads only its own task's dependencies.
     if manifest.task == "text_embedding":
         from handlers.tasks.text_embedding import TextEmbeddingCodec
@@ -69,7 +81,7 @@ def make_codec(manifest: Manifest, model_dir: Path) -> TaskCodec:
     if manifest.task == "image_classification":
         from handlers.tasks.image_classification import ImageClassificationCodec
 
-        return ImageClassificationCodec(manifest, model_dir)
+        return ImageClassificationCodec(manifest, model_dir, device)
     from handlers.tasks.tensor import TensorCodec
 
     return TensorCodec(manifest, model_dir)

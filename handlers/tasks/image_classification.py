@@ -5,7 +5,9 @@ Native body: the raw image bytes (answer: one top-k list), or ``{"inputs": ["<ba
 outputs ``label`` (BYTES) and ``probability`` (FP32), both ``[n, k]``.
 Preprocessing: resize per the archive's ``resize_mode`` (``handlers.tasks.image_resize``: by
 default the ImageNet evaluation transform, short side then centre crop), scale to [0, 1],
-normalise by the channel mean and std.
+normalise by the channel mean and std. On a CUDA worker (``decode_on: auto``, the default) a
+whole batch is decoded and resized on the GPU (``handlers.tasks.image_device``); ``decode_on:
+cpu`` keeps PIL on the CPU, ``device`` decodes on the worker's device whatever it is.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from handlers.manifest import Manifest
 from handlers.oip import OipTensor
 from handlers.tasks.base import TaskCodec
 from handlers.tasks.body import json_object, native_inputs
+from handlers.tasks.image_device import DeviceImages
 from handlers.tasks.image_resize import Resizer
 from handlers.tasks.labels import TopK
 
@@ -37,8 +40,10 @@ class ImageClassificationCodec(TaskCodec):
         '{"inputs": ["<base64>", ...]} or an OIP v2 body'
     )
 
-    def __init__(self, manifest: Manifest, model_dir: Path) -> None:
-        super().__init__(manifest, model_dir)
+    def __init__(
+        self, manifest: Manifest, model_dir: Path, device: torch.device | None = None
+    ) -> None:
+        super().__init__(manifest, model_dir, device)
         config = manifest.task_config
         self.top_k = TopK(model_dir / config["labels"], int(config.get("top_k", 5)))
         self.resizer = Resizer(config)
@@ -46,13 +51,17 @@ class ImageClassificationCodec(TaskCodec):
         self.std = [float(v) for v in config.get("std", (0.229, 0.224, 0.225))]
         self.max_pixels = int(config.get("max_pixels", 40_000_000))
         self.max_images = int(config.get("max_images_per_request", 64))
+        self.on_device = _decode_on_device(str(config.get("decode_on", "auto")), self.device)
+        self.device_images = DeviceImages(
+            self.resizer, self.mean, self.std, self.max_pixels, self.device
+        )
 
     def decode_native(self, body: object) -> tuple[list[Any], bool]:
         obj = json_object(body)
         if obj is None:
             if not isinstance(body, (bytes, bytearray)):
                 raise BadRequest('expected raw image bytes or {"inputs": ["<base64>", ...]}')
-            return [self.preprocess(bytes(body))], True
+            return [self._row(bytes(body))], True
         return self._from_base64(native_inputs(obj)), False
 
     def decode_oip(self, inputs: Sequence[OipTensor]) -> list[Any]:
@@ -71,8 +80,16 @@ class ImageClassificationCodec(TaskCodec):
                 raw = base64.b64decode(item, validate=True)
             except (binascii.Error, ValueError):
                 raise BadRequest(f"image {i}: not valid base64") from None
-            rows.append(self.preprocess(raw))
+            rows.append(self._row(raw))
         return rows
+
+    def _row(self, raw: bytes) -> Any:
+        return self.device_images.check(raw) if self.on_device else self.preprocess(raw)
+
+    def finish(self, rows: list[Any]) -> tuple[list[Any], dict[int, BadRequest]]:
+        if not self.on_device:
+            return rows, {}
+        return self.device_images.finish(rows)
 
     def preprocess(self, raw: bytes) -> torch.Tensor:
         try:
@@ -90,7 +107,8 @@ class ImageClassificationCodec(TaskCodec):
         return normalized
 
     def example_rows(self) -> list[Any]:
-        return [torch.zeros(3, self.resizer.height, self.resizer.width)] * 2
+        shape = (3, self.resizer.height, self.resizer.width)
+        return [torch.zeros(shape, device=self.device if self.on_device else None)] * 2
 
     def collate(self, rows: Sequence[Any]) -> list[torch.Tensor]:
         return [torch.stack(list(rows))]
@@ -100,3 +118,11 @@ class ImageClassificationCodec(TaskCodec):
 
     def encode_oip(self, out: torch.Tensor) -> list[dict[str, Any]]:
         return self.top_k.oip(out)
+
+
+def _decode_on_device(choice: str, device: torch.device) -> bool:
+    """``decode_on`` in the archive's task config: ``auto`` (on a CUDA worker), ``device`` or
+    ``cpu``."""
+    if choice not in ("auto", "device", "cpu"):
+        raise ValueError(f"decode_on must be auto, device or cpu, not {choice!r}")
+    return choice == "device" or (choice == "auto" and device.type == "cuda")

@@ -43,11 +43,11 @@ class Resizer:
             cropped: Image.Image = F.center_crop(image, [self.height])
             return cropped
         if self.mode == "crop":
-            image = image.crop(self._crop_box(image.width, image.height))
+            image = image.crop(self.crop_box(image.width, image.height))
         resized: Image.Image = image.resize((self.width, self.height), Image.Resampling.BILINEAR)
         return resized
 
-    def _crop_box(self, w: int, h: int) -> tuple[int, int, int, int]:
+    def crop_box(self, w: int, h: int) -> tuple[int, int, int, int]:
         """fast.ai's centred crop to the target aspect ratio (``Resize.encodes``)."""
         scale = w / self.width if w / self.width < h / self.height else h / self.height
         crop_w, crop_h = int(scale * self.width), int(scale * self.height)
