@@ -17,7 +17,7 @@ pipi() { python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-
 stash() { mkdir -p /tmp/parts && for f in "$1"/*; do [ -e "$f" ] && cp "$f" /tmp/parts/; done; ls -la /tmp/parts; }
 case $step in
   setup)
-    pipi /tmp/site .wg/*.whl
+    pipi /tmp/site --upgrade .wg/*.whl
     python3 -c 'import torch; print(torch.__version__, torch.cuda.get_device_name(0))'
     nproc; nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv ;;
   grpc)

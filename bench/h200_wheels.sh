@@ -34,7 +34,7 @@ fresh() { rm -rf "$1" && mkdir "$1"; }
 PYDANTIC=(pydantic pydantic-core annotated-types typing-inspection typing-extensions)
 TORCHSERVE=(torchserve torch-model-archiver enum-compat)
 GATEWAY=(fastapi starlette uvicorn httptools pydantic-settings python-dotenv ruamel.yaml protobuf
-  grpcio-health-checking grpcio-reflection googleapis-common-protos annotated-doc opentelemetry-api)
+  grpcio-health-checking grpcio-reflection googleapis-common-protos annotated-doc opentelemetry-api grpcio)
 
 build() {
   case $1 in
