@@ -43,7 +43,7 @@ from aiohttp import web
 
 from handlers import oip
 from handlers.errors import BadRequest
-from handlers.manifest import MANIFEST_NAME, Manifest, TensorInfo, archive_file_name
+from handlers.manifest import MANIFEST_NAME, Manifest, Task, TensorInfo, archive_file_name
 
 Kind = Literal["mlp", "minilm"]
 MLP_IN, MLP_OUT, EMBEDDING = 16, 4, 384
@@ -105,6 +105,7 @@ def write_store(store: Path, models: Mapping[str, FakeModel]) -> Path:
 
 
 def _manifest(name: str, kind: Kind, version: str) -> Manifest:
+    task: Task
     if kind == "mlp":
         task, inputs = "tensor", (TensorInfo(name="features", datatype="FP32", shape=(-1, 16)),)
         outputs = (TensorInfo(name="scores", datatype="FP32", shape=(-1, MLP_OUT)),)
