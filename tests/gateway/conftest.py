@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.gateway.support import split_route, ts_backend, write_config
+from tests.gateway.support import RunningGateway, run_gateway, split_route, ts_backend, write_config
 from tests.support import fake_torchserve
 from tests.support.fake_torchserve import FakeTorchServe
 from tests.support.tsclient import TorchServeClient
@@ -68,3 +68,19 @@ def fake_backends(fake_ts: FakeTorchServe, fake_store: Path) -> dict[str, Any]:
 @pytest.fixture
 def fake_config_path(tmp_path: Path, fake_backends: dict[str, Any]) -> Path:
     return write_config(tmp_path / "gateway.yaml", fake_backends, default_routes())
+
+
+@pytest.fixture(scope="module")
+def shared_gateway(
+    tmp_path_factory: pytest.TempPathFactory, fake_store: Path
+) -> Iterator[RunningGateway]:
+    """One gateway (``default_routes``) in front of one fake, for a module's tests that only
+    read answers: none may change its config, script the fake or count its metrics."""
+    with fake_torchserve.running() as fake:
+        config = write_config(
+            tmp_path_factory.mktemp("shared-gateway") / "gateway.yaml",
+            {"ts": fake.backend(fake_store)},
+            default_routes(),
+        )
+        with run_gateway(config) as gw:
+            yield gw

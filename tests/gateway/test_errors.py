@@ -12,7 +12,14 @@ import httpx
 import pytest
 
 from tests.conftest import free_ports
-from tests.gateway.support import MLP_ROW, run_gateway, split_route, ts_backend, write_config
+from tests.gateway.support import (
+    MLP_ROW,
+    RunningGateway,
+    run_gateway,
+    split_route,
+    ts_backend,
+    write_config,
+)
 from tests.support.fake_torchserve import FakeTorchServe
 from tests.support.tsclient import TorchServeClient
 
@@ -182,8 +189,10 @@ def test_rejected_key_is_503_with_a_metric_and_a_new_key_is_picked_up(
         ("GET", "/v2/models/mlp/infer"),
     ],
 )
-def test_no_torchserve_surface_is_reachable(fake_config_path: Path, method: str, path: str) -> None:
-    with run_gateway(fake_config_path) as gw, gw.client() as c:
+def test_no_torchserve_surface_is_reachable(
+    shared_gateway: RunningGateway, method: str, path: str
+) -> None:
+    with shared_gateway.client() as c:
         resp = c.request(method, path)
     assert resp.status_code in (404, 405), (resp.status_code, resp.text)
     if path.startswith("/v2"):
