@@ -50,7 +50,6 @@ TIER_FIXTURES: dict[str, tuple[str, ...]] = {
     "scratch_store": ("export",),
     "mlp_dir": ("export",),
     "torchserve": ("export", "torchserve"),
-    "canary_torchserve": ("export", "torchserve"),
     "byom_store": ("export",),
     "byom_served": ("export", "torchserve"),
 }

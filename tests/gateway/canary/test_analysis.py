@@ -1,4 +1,5 @@
-"""Automated canary analysis end to end: a real TorchServe serving canaries with injected faults,
+"""Automated canary analysis end to end: the fake TorchServe serving canaries with scripted faults
+(``tests/support/fake_torchserve.py``: every 5th request fails, +200 ms, outputs at cosine 0.9),
 a real gateway judging them from its own metrics, short intervals. Each test lets the analysis
 run to its end and judges where it ended, the weights persisted to gateway.yaml and the audit log.
 """

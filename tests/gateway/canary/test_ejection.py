@@ -1,4 +1,4 @@
-"""Outlier ejection against a real TorchServe and a backend that refuses connections."""
+"""Outlier ejection against the fake TorchServe and a backend that refuses connections."""
 
 from __future__ import annotations
 
