@@ -89,7 +89,7 @@ demo: install ## export minilm, serve it behind the gateway (90/10 canary), send
 demo-rollout: install ## after `make demo`: export minilm 2.0 (ONNX) and roll it out under load
 	$(BIN)/servegate demo --rollout $(or $(VERSION),2.0)
 
-FAST := not export and not torchserve and not browser
+FAST := not export and not torchserve and not browser and not slow
 
 test: install-dev ## run the whole test suite (real TorchServe, real Chromium)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)

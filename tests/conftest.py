@@ -9,7 +9,13 @@ that runs the thing itself (a subprocess, its own export), from its module's ``p
 
 - ``export``: a real export (traced, exported and reloaded models, ``.mar`` archives);
 - ``torchserve``: a real TorchServe (Java) on loopback;
-- ``browser``: a real Chromium.
+- ``browser``: a real Chromium;
+- ``slow``: none of those, but seconds of traffic or waiting (10,000 requests, whole canary
+  analysis intervals, slow clients); marked by hand, run by ``make test`` only.
+
+A gateway test whose point is the gateway's own logic runs against the in-process fake
+TorchServe (``tests/support/fake_torchserve.py``, fixtures in ``tests/gateway/conftest.py``),
+which carries none of these marks.
 
 A test with none of these marks runs in the fast tier, and there ``tier_guard`` makes starting
 TorchServe or exporting a format fail at once with the mark the test is missing, so a test
@@ -44,7 +50,6 @@ TIER_FIXTURES: dict[str, tuple[str, ...]] = {
     "scratch_store": ("export",),
     "mlp_dir": ("export",),
     "torchserve": ("export", "torchserve"),
-    "canary_torchserve": ("export", "torchserve"),
     "byom_store": ("export",),
     "byom_served": ("export", "torchserve"),
 }

@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def mlp_config(tmp_path: Path, backends: dict[str, Any]) -> Path:
-    return write_config(tmp_path / "gateway.yaml", backends, {"mlp": split_route(100, 0)})
+def mlp_config(tmp_path: Path, fake_backends: dict[str, Any]) -> Path:
+    return write_config(tmp_path / "gateway.yaml", fake_backends, {"mlp": split_route(100, 0)})
 
 
 def test_token_is_required(mlp_config: Path) -> None:
@@ -124,6 +124,7 @@ def test_change_applies_persists_is_audited_and_survives_restart(
         assert fire(f"{gw.url}/predictions/mlp", 10) == [(200, "canary")] * 10
 
 
+@pytest.mark.slow
 def test_cli_routes_and_canary_set(mlp_config: Path, tmp_path: Path) -> None:
     token_file = tmp_path / "admin_token"
     token_file.write_text(TOKEN + "\n")

@@ -12,7 +12,15 @@ import httpx
 import pytest
 
 from tests.conftest import free_ports
-from tests.gateway.support import MLP_ROW, run_gateway, split_route, ts_backend, write_config
+from tests.gateway.support import (
+    MLP_ROW,
+    RunningGateway,
+    run_gateway,
+    split_route,
+    ts_backend,
+    write_config,
+)
+from tests.support.fake_torchserve import FakeTorchServe
 from tests.support.tsclient import TorchServeClient
 
 pytestmark = pytest.mark.integration
@@ -33,8 +41,8 @@ def oip_shape(resp: httpx.Response, status: int) -> str:
     return str(body["error"])
 
 
-def test_unknown_model_and_version(config_path: Path) -> None:
-    with run_gateway(config_path) as gw, gw.client() as c:
+def test_unknown_model_and_version(fake_config_path: Path) -> None:
+    with run_gateway(fake_config_path) as gw, gw.client() as c:
         ts_shape(c.post("/predictions/nope", json={"inputs": [MLP_ROW]}), 404)
         ts_shape(c.post("/predictions/mlp/9.9", json={"inputs": [MLP_ROW]}), 404)
         ts_shape(
@@ -85,9 +93,9 @@ def test_malformed_predictions_body(config_path: Path) -> None:
             )
 
 
-def test_body_over_the_limit_is_refused_without_reading_it(config_path: Path) -> None:
+def test_body_over_the_limit_is_refused_without_reading_it(fake_config_path: Path) -> None:
     big = {"inputs": [MLP_ROW] * 200}  # ~20 kB
-    with run_gateway(config_path, max_body_bytes=4096) as gw, gw.client() as c:
+    with run_gateway(fake_config_path, max_body_bytes=4096) as gw, gw.client() as c:
         ts_shape(c.post("/predictions/mlp", json=big), 413)
         oip_shape(
             c.post(
@@ -108,11 +116,11 @@ def test_body_over_the_limit_is_refused_without_reading_it(config_path: Path) ->
         assert answer.startswith(b"HTTP/1.1 413"), answer[:80]
 
 
-def test_backend_unreachable_is_503(tmp_path: Path, backends: dict[str, Any]) -> None:
+def test_backend_unreachable_is_503(tmp_path: Path, fake_backends: dict[str, Any]) -> None:
     (dead_port,) = free_ports(1)
-    backends = {**backends, "dead": {"inference_url": f"http://127.0.0.1:{dead_port}"}}
+    fake_backends = {**fake_backends, "dead": {"inference_url": f"http://127.0.0.1:{dead_port}"}}
     route = {"variants": [{"name": "only", "backend": "dead", "model": "mlp_onnx", "weight": 100}]}
-    config = write_config(tmp_path / "gateway.yaml", backends, {"mlp": route})
+    config = write_config(tmp_path / "gateway.yaml", fake_backends, {"mlp": route})
     with run_gateway(config) as gw, gw.client() as c:
         resp = c.post("/predictions/mlp", json={"inputs": [MLP_ROW]})
         ts_shape(resp, 503)
@@ -126,10 +134,11 @@ def test_backend_unreachable_is_503(tmp_path: Path, backends: dict[str, Any]) ->
 
 
 def test_backend_slower_than_the_route_timeout_is_504(
-    tmp_path: Path, backends: dict[str, Any]
+    tmp_path: Path, fake_ts: FakeTorchServe, fake_backends: dict[str, Any]
 ) -> None:
+    fake_ts.behave("mlp_torchscript", delay_s=0.05)  # well over the route's 0.5 ms
     config = write_config(
-        tmp_path / "gateway.yaml", backends, {"mlp": split_route(100, 0, timeout_s=0.0005)}
+        tmp_path / "gateway.yaml", fake_backends, {"mlp": split_route(100, 0, timeout_s=0.0005)}
     )
     with run_gateway(config) as gw, gw.client() as c:
         ts_shape(c.post("/predictions/mlp", json={"inputs": [MLP_ROW]}), 504)
@@ -180,8 +189,10 @@ def test_rejected_key_is_503_with_a_metric_and_a_new_key_is_picked_up(
         ("GET", "/v2/models/mlp/infer"),
     ],
 )
-def test_no_torchserve_surface_is_reachable(config_path: Path, method: str, path: str) -> None:
-    with run_gateway(config_path) as gw, gw.client() as c:
+def test_no_torchserve_surface_is_reachable(
+    shared_gateway: RunningGateway, method: str, path: str
+) -> None:
+    with shared_gateway.client() as c:
         resp = c.request(method, path)
     assert resp.status_code in (404, 405), (resp.status_code, resp.text)
     if path.startswith("/v2"):
@@ -190,8 +201,8 @@ def test_no_torchserve_surface_is_reachable(config_path: Path, method: str, path
         ts_shape(resp, resp.status_code)
 
 
-def test_dot_segments_do_not_escape_the_prediction_api(config_path: Path) -> None:
-    with run_gateway(config_path) as gw:
+def test_dot_segments_do_not_escape_the_prediction_api(fake_config_path: Path) -> None:
+    with run_gateway(fake_config_path) as gw:
         for raw in (b"/predictions/../models", b"/predictions/%2e%2e/models", b"/v2/../models"):
             with socket.create_connection((gw.settings.host, gw.settings.port), timeout=10) as s:
                 s.sendall(b"GET " + raw + b" HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")

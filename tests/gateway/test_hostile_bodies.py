@@ -77,9 +77,9 @@ def test_one_hostile_request_does_not_poison_its_batch(
     ],
 )
 def test_client_mistakes_on_predictions_are_4xx(
-    config_path: Path, body: bytes, content_type: str, status: int, says: str
+    fake_config_path: Path, body: bytes, content_type: str, status: int, says: str
 ) -> None:
-    with run_gateway(config_path) as gw, gw.client() as c:
+    with run_gateway(fake_config_path) as gw, gw.client() as c:
         resp = c.post("/predictions/minilm", content=body, headers={"Content-Type": content_type})
         assert says in ts_shape(resp, status)["message"]
         assert gw.metric("servegate_requests_total", route="minilm", code=str(status)) == 1
@@ -111,9 +111,9 @@ OIP_TEXT = b'{"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "da
     ],
 )
 def test_client_mistakes_on_oip_are_4xx(
-    config_path: Path, body: bytes, content_type: str, status: int, says: str
+    fake_config_path: Path, body: bytes, content_type: str, status: int, says: str
 ) -> None:
-    with run_gateway(config_path) as gw, gw.client() as c:
+    with run_gateway(fake_config_path) as gw, gw.client() as c:
         url = "/v2/models/minilm/infer"
         assert says in oip_shape(
             c.post(url, content=body, headers={"Content-Type": content_type}), status

@@ -32,8 +32,8 @@ ADMIN = [
 ]
 
 
-def test_wrong_methods_are_405_with_allow(config_path: Path) -> None:
-    with run_gateway(config_path) as gw, gw.client() as c, gw.admin() as admin:
+def test_wrong_methods_are_405_with_allow(fake_config_path: Path) -> None:
+    with run_gateway(fake_config_path) as gw, gw.client() as c, gw.admin() as admin:
         for method, path, allowed in DATA:
             resp = c.request(method, path)
             shape = oip_shape if path.startswith("/v2") else ts_shape

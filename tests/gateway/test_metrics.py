@@ -13,8 +13,8 @@ from tests.gateway.support import fire, run_gateway, wait_for
 pytestmark = pytest.mark.integration
 
 
-def test_per_variant_series_and_bounded_labels(config_path: Path) -> None:
-    with run_gateway(config_path) as gw:
+def test_per_variant_series_and_bounded_labels(fake_config_path: Path) -> None:
+    with run_gateway(fake_config_path) as gw:
         pinned = fire(
             f"{gw.url}/predictions/mlp", 12, headers_for=lambda i: {"X-Servegate-Variant": "canary"}
         )

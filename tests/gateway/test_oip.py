@@ -13,8 +13,8 @@ from tests.support.tsclient import TorchServeClient
 pytestmark = pytest.mark.integration
 
 
-def test_server_endpoints(config_path: Path) -> None:
-    with run_gateway(config_path) as gw, gw.client() as c:
+def test_server_endpoints(fake_config_path: Path) -> None:
+    with run_gateway(fake_config_path) as gw, gw.client() as c:
         assert c.get("/v2").json() == {
             "name": "servegate",
             "version": "0.1.0",

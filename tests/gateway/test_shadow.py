@@ -14,10 +14,10 @@ pytestmark = pytest.mark.integration
 
 
 def test_shadow_copies_requests_without_touching_answers(
-    tmp_path: Path, backends: dict[str, Any]
+    tmp_path: Path, fake_backends: dict[str, Any]
 ) -> None:
     route = split_route(100, 0, shadow={"variant": "canary", "percent": 100})
-    config = write_config(tmp_path / "gateway.yaml", backends, {"mlp": route})
+    config = write_config(tmp_path / "gateway.yaml", fake_backends, {"mlp": route})
     with run_gateway(config) as gw:
         results = fire(f"{gw.url}/predictions/mlp", 50)
         assert results == [(200, "stable")] * 50
@@ -31,9 +31,11 @@ def test_shadow_copies_requests_without_touching_answers(
         assert gw.metric("servegate_shadow_failures_total", route="mlp", variant="canary") == 0
 
 
-def test_shadow_failures_are_counted_not_surfaced(tmp_path: Path, backends: dict[str, Any]) -> None:
+def test_shadow_failures_are_counted_not_surfaced(
+    tmp_path: Path, fake_backends: dict[str, Any]
+) -> None:
     (dead,) = free_ports(1)
-    backends = {**backends, "dead": {"inference_url": f"http://127.0.0.1:{dead}"}}
+    fake_backends = {**fake_backends, "dead": {"inference_url": f"http://127.0.0.1:{dead}"}}
     route = {
         "variants": [
             variant("stable", "mlp_torchscript", 100),
@@ -41,7 +43,7 @@ def test_shadow_failures_are_counted_not_surfaced(tmp_path: Path, backends: dict
         ],
         "shadow": {"variant": "broken", "percent": 100},
     }
-    config = write_config(tmp_path / "gateway.yaml", backends, {"mlp": route})
+    config = write_config(tmp_path / "gateway.yaml", fake_backends, {"mlp": route})
     with run_gateway(config) as gw:
         assert fire(f"{gw.url}/predictions/mlp", 20) == [(200, "stable")] * 20
         labels = {"route": "mlp", "variant": "broken", "kind": "unavailable"}

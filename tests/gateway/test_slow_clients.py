@@ -31,9 +31,9 @@ def raw_exchange(port: int, data: bytes, timeout_s: float = 30) -> bytes:
     return b"".join(chunks)
 
 
-def test_too_many_or_too_large_headers_are_431(config_path: Path) -> None:
+def test_too_many_or_too_large_headers_are_431(fake_config_path: Path) -> None:
     many = {f"X-Filler-{i}": "x" for i in range(200)}
-    with run_gateway(config_path) as gw, gw.client() as c:
+    with run_gateway(fake_config_path) as gw, gw.client() as c:
         fine = {f"X-Filler-{i}": "x" for i in range(50)}
         assert c.post("/predictions/mlp", content=BODY, headers=fine).status_code == 200
         ts_shape(c.post("/predictions/mlp", content=BODY, headers=many), 431)
@@ -82,8 +82,9 @@ def p99(latencies: list[float]) -> float:
     return statistics.quantiles(latencies, n=100)[98]
 
 
-def test_slow_clients_are_shed_and_legit_traffic_is_served(config_path: Path) -> None:
-    with run_gateway(config_path, header_timeout_s=3) as gw:
+@pytest.mark.slow
+def test_slow_clients_are_shed_and_legit_traffic_is_served(fake_config_path: Path) -> None:
+    with run_gateway(fake_config_path, header_timeout_s=3) as gw:
         url = f"{gw.url}/predictions/mlp"
 
         async def main() -> tuple[list[float], list[tuple[bytes, float]], list[float]]:
@@ -106,8 +107,8 @@ def test_slow_clients_are_shed_and_legit_traffic_is_served(config_path: Path) ->
         )
 
 
-def test_a_body_that_does_not_arrive_in_time_is_408(config_path: Path) -> None:
-    with run_gateway(config_path, body_timeout_s=1) as gw:
+def test_a_body_that_does_not_arrive_in_time_is_408(fake_config_path: Path) -> None:
+    with run_gateway(fake_config_path, body_timeout_s=1) as gw:
         for path, shape in (("/predictions/mlp", ts_shape), ("/v2/models/mlp/infer", oip_shape)):
             with socket.create_connection(("127.0.0.1", gw.settings.port), timeout=30) as sock:
                 sock.sendall(
@@ -123,8 +124,8 @@ def test_a_body_that_does_not_arrive_in_time_is_408(config_path: Path) -> None:
             shape(httpx.Response(408, content=body), 408)
 
 
-def test_connections_over_the_cap_are_closed_at_accept(config_path: Path) -> None:
-    with run_gateway(config_path, max_connections=20, header_timeout_s=60) as gw:
+def test_connections_over_the_cap_are_closed_at_accept(fake_config_path: Path) -> None:
+    with run_gateway(fake_config_path, max_connections=20, header_timeout_s=60) as gw:
         port = gw.settings.port
         held = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(20)]
         try:

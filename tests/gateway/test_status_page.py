@@ -24,9 +24,9 @@ FLAGS = [
 ]
 
 
-def test_status_page_shows_routes_and_live_numbers(config_path: Path) -> None:
+def test_status_page_shows_routes_and_live_numbers(fake_config_path: Path) -> None:
     errors: list[str] = []
-    with run_gateway(config_path) as gw, sync_playwright() as pw:
+    with run_gateway(fake_config_path) as gw, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page()
 
@@ -61,7 +61,7 @@ def test_status_page_shows_routes_and_live_numbers(config_path: Path) -> None:
 
 
 def test_status_page_shows_the_canary_analysis_and_its_last_checks(
-    backends: dict[str, Any], tmp_path: Path
+    fake_backends: dict[str, Any], tmp_path: Path
 ) -> None:
     route = split_route(100, 0)
     # No traffic: the analysis holds, then fails at its deadline and rolls back (threshold 1).
@@ -73,7 +73,7 @@ def test_status_page_shows_the_canary_analysis_and_its_last_checks(
         "steps": [25, 100],
         "checks": {"error_rate": {"max": 0.01}},
     }
-    config = write_config(tmp_path / "gateway.yaml", backends, {"mlp": route})
+    config = write_config(tmp_path / "gateway.yaml", fake_backends, {"mlp": route})
     with run_gateway(config) as gw, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page()

@@ -15,8 +15,8 @@ from tests.gateway.test_config import mutated
 
 
 @pytest.mark.integration
-def test_admin_bodies_with_unknown_fields_are_refused(config_path: Path) -> None:
-    with run_gateway(config_path) as gw, gw.admin() as a:
+def test_admin_bodies_with_unknown_fields_are_refused(fake_config_path: Path) -> None:
+    with run_gateway(fake_config_path) as gw, gw.admin() as a:
         version = a.get("/admin/routes/mlp", headers=gw.auth).headers["etag"]
         write = {**gw.auth, "If-Match": version}
         weights = {"stable": 50, "canary": 50}

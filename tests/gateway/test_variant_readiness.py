@@ -172,12 +172,13 @@ def test_an_edit_whose_backend_is_down_applies_with_the_variant_not_ready(
     )
 
 
+@pytest.mark.slow
 def test_a_bad_file_is_reported_once_and_kept_rejected(
-    tmp_path: Path, backends: dict[str, Any]
+    tmp_path: Path, fake_backends: dict[str, Any]
 ) -> None:
     # Refused edits are vetted again (a backend may come to serve the model), but a rejection
     # that has not changed is neither logged nor counted again.
-    config = write_config(tmp_path / "gateway.yaml", backends, {"mlp": split_route(100, 0)})
+    config = write_config(tmp_path / "gateway.yaml", fake_backends, {"mlp": split_route(100, 0)})
     with run_gateway(config) as gw:
         text = yaml.safe_load(config.read_text())
         text["routes"]["mlp"]["variants"][1]["model"] = "nope"

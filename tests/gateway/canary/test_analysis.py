@@ -1,4 +1,5 @@
-"""Automated canary analysis end to end: a real TorchServe serving canaries with injected faults,
+"""Automated canary analysis end to end: the fake TorchServe serving canaries with scripted faults
+(``tests/support/fake_torchserve.py``: every 5th request fails, +200 ms, outputs at cosine 0.9),
 a real gateway judging them from its own metrics, short intervals. Each test lets the analysis
 run to its end and judges where it ended, the weights persisted to gateway.yaml and the audit log.
 """
@@ -15,7 +16,8 @@ from gateway.config import load_config
 from tests.gateway.canary.support import Traffic, act, analysis, audit_actions, wait_finished
 from tests.gateway.support import fire, run_gateway, variant, wait_for, write_config
 
-pytestmark = pytest.mark.integration
+# Each analysis runs whole 2 s intervals: seconds per test, so out of the fast tier.
+pytestmark = pytest.mark.slow
 PIN = "X-Servegate-Variant"
 ERRORS = {"error_rate": {"max": 0.02}}
 
@@ -52,7 +54,7 @@ def weights(config: Path) -> dict[str, tuple[str, int]]:
 
 
 def test_healthy_canary_is_promoted_through_every_step(
-    tmp_path: Path, canary_backends: dict[str, Any]
+    tmp_path: Path, fake_backends: dict[str, Any]
 ) -> None:
     checks = {
         **ERRORS,
@@ -60,7 +62,7 @@ def test_healthy_canary_is_promoted_through_every_step(
         "divergence": {"min": 0.999},
     }
     shadow = {"variant": "canary", "percent": 50, "compare": "cosine"}
-    config = configure(tmp_path, canary_backends, analysed_route("mlp_good", checks, shadow=shadow))
+    config = configure(tmp_path, fake_backends, analysed_route("mlp_good", checks, shadow=shadow))
     with run_gateway(config) as gw, Traffic(f"{gw.url}/predictions/mlp") as traffic:
         assert act(gw, "mlp", "start").status_code == 200
         final = wait_finished(gw, "mlp")
@@ -86,10 +88,10 @@ def test_healthy_canary_is_promoted_through_every_step(
 
 
 def test_erroring_canary_is_rolled_back_and_stable_serves_everyone(
-    tmp_path: Path, canary_backends: dict[str, Any]
+    tmp_path: Path, fake_backends: dict[str, Any]
 ) -> None:
     route = analysed_route("mlp_errors", ERRORS, min_requests=25)
-    config = configure(tmp_path, canary_backends, route)
+    config = configure(tmp_path, fake_backends, route)
     with run_gateway(config) as gw:
         with Traffic(f"{gw.url}/predictions/mlp"):
             act(gw, "mlp", "start")
@@ -106,12 +108,12 @@ def test_erroring_canary_is_rolled_back_and_stable_serves_everyone(
 
 
 def test_slow_canary_is_rolled_back_on_latency(
-    tmp_path: Path, canary_backends: dict[str, Any]
+    tmp_path: Path, fake_backends: dict[str, Any]
 ) -> None:
     checks = {**ERRORS, "latency": {"p99_max_ms": 150}}
     # A slow canary answers few requests per interval: longer intervals, more clients.
     route = analysed_route("mlp_slow", checks, min_requests=10)
-    config = configure(tmp_path, canary_backends, route)
+    config = configure(tmp_path, fake_backends, route)
     with run_gateway(config) as gw, Traffic(f"{gw.url}/predictions/mlp", workers=16):
         act(gw, "mlp", "start")
         final = wait_finished(gw, "mlp")
@@ -124,12 +126,12 @@ def test_slow_canary_is_rolled_back_on_latency(
 
 
 def test_perturbed_canary_is_rolled_back_on_divergence_alone(
-    tmp_path: Path, canary_backends: dict[str, Any]
+    tmp_path: Path, fake_backends: dict[str, Any]
 ) -> None:
     checks = {**ERRORS, "latency": {"p99_max_ms": 1000}, "divergence": {"min": 0.999}}
     shadow = {"variant": "canary", "percent": 100, "compare": "cosine"}
     route = analysed_route("mlp_perturbed", checks, shadow=shadow)
-    config = configure(tmp_path, canary_backends, route)
+    config = configure(tmp_path, fake_backends, route)
     with run_gateway(config) as gw, Traffic(f"{gw.url}/predictions/mlp", rate=60):
         act(gw, "mlp", "start")
         final = wait_finished(gw, "mlp")
@@ -143,10 +145,10 @@ def test_perturbed_canary_is_rolled_back_on_divergence_alone(
 
 
 def test_route_without_traffic_is_never_promoted_and_fails_at_the_deadline(
-    tmp_path: Path, canary_backends: dict[str, Any]
+    tmp_path: Path, fake_backends: dict[str, Any]
 ) -> None:
     route = analysed_route("mlp_good", ERRORS, interval_s=0.5, deadline_s=1.5)
-    config = configure(tmp_path, canary_backends, route)
+    config = configure(tmp_path, fake_backends, route)
     with run_gateway(config) as gw:
         act(gw, "mlp", "start")
         final = wait_finished(gw, "mlp")
@@ -161,10 +163,10 @@ def test_route_without_traffic_is_never_promoted_and_fails_at_the_deadline(
 
 
 def test_client_errors_at_the_canary_do_not_roll_it_back(
-    tmp_path: Path, canary_backends: dict[str, Any]
+    tmp_path: Path, fake_backends: dict[str, Any]
 ) -> None:
     route = analysed_route("mlp_good", ERRORS, threshold=1)
-    config = configure(tmp_path, canary_backends, route)
+    config = configure(tmp_path, fake_backends, route)
     with run_gateway(config) as gw:
         url = f"{gw.url}/predictions/mlp"
         bad = Traffic(url, rate=40, body={"inputs": "not a tensor"}, headers={PIN: "canary"})
@@ -178,11 +180,11 @@ def test_client_errors_at_the_canary_do_not_roll_it_back(
 
 
 def test_restart_mid_analysis_resumes_at_the_same_step(
-    tmp_path: Path, canary_backends: dict[str, Any]
+    tmp_path: Path, fake_backends: dict[str, Any]
 ) -> None:
     steps = [10, 20, 30, 40, 50]
     route = analysed_route("mlp_good", ERRORS, steps=steps, min_requests=10)
-    config = configure(tmp_path, canary_backends, route)
+    config = configure(tmp_path, fake_backends, route)
     with run_gateway(config) as gw, Traffic(f"{gw.url}/predictions/mlp"):
         act(gw, "mlp", "start")
         wait_for(lambda: analysis(gw, "mlp")["step"] >= 2, "step 3", timeout_s=60)
@@ -203,12 +205,12 @@ def test_restart_mid_analysis_resumes_at_the_same_step(
 
 
 def test_canary_that_answers_nothing_successfully_is_never_advanced(
-    tmp_path: Path, canary_backends: dict[str, Any]
+    tmp_path: Path, fake_backends: dict[str, Any]
 ) -> None:
     # Every request the canary gets fails fast as a client error: its error rate reads 0 and
     # its latency is excellent, yet it answered nothing. No step passes: it is rolled back.
     route = analysed_route("mlp_good", ERRORS, threshold=1)
-    config = configure(tmp_path, canary_backends, route)
+    config = configure(tmp_path, fake_backends, route)
     with run_gateway(config) as gw:
         url = f"{gw.url}/predictions/mlp"
         bad = Traffic(url, rate=40, body={"inputs": "not a tensor"}, headers={PIN: "canary"})

@@ -16,7 +16,8 @@ from gateway.config import load_config
 from tests.gateway.canary.test_analysis import ERRORS, analysed_route
 from tests.gateway.support import TOKEN, RunningGateway, run_gateway, write_config
 
-pytestmark = pytest.mark.integration
+# Each step is a CLI subprocess (seconds each): out of the fast tier.
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def canary(gw: RunningGateway, *args: str) -> subprocess.CompletedProcess[str]:
@@ -26,11 +27,11 @@ def canary(gw: RunningGateway, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_operator_drives_an_analysis_from_the_cli(
-    tmp_path: Path, canary_backends: dict[str, Any]
+    tmp_path: Path, fake_backends: dict[str, Any]
 ) -> None:
     # A long interval: nothing is judged while the operator acts.
     route = analysed_route("mlp_good", ERRORS, interval_s=600.0)
-    config = write_config(tmp_path / "gateway.yaml", canary_backends, {"mlp": route})
+    config = write_config(tmp_path / "gateway.yaml", fake_backends, {"mlp": route})
     with run_gateway(config) as gw:
         assert "mlp: idle" in canary(gw, "status", "mlp").stdout
         started = canary(gw, "start", "mlp")
@@ -82,10 +83,10 @@ def test_operator_drives_an_analysis_from_the_cli(
 
 
 def test_a_status_file_from_before_the_lifecycle_loads_idle(
-    tmp_path: Path, canary_backends: dict[str, Any]
+    tmp_path: Path, fake_backends: dict[str, Any]
 ) -> None:
     route = analysed_route("mlp_good", ERRORS, interval_s=600.0)
-    config = write_config(tmp_path / "gateway.yaml", canary_backends, {"mlp": route})
+    config = write_config(tmp_path / "gateway.yaml", fake_backends, {"mlp": route})
     old = {"phase": "rolled_back", "canary": "canary", "step": 1, "weight": 50, "reason": "x"}
     config.with_name("gateway.yaml.canary.json").write_text(json.dumps({"mlp": old}))
     with run_gateway(config) as gw:

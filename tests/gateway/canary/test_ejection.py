@@ -1,4 +1,4 @@
-"""Outlier ejection against a real TorchServe and a backend that refuses connections."""
+"""Outlier ejection against the fake TorchServe and a backend that refuses connections."""
 
 from __future__ import annotations
 
@@ -27,15 +27,16 @@ def _ejected(admin_url: str, route: str) -> dict[str, float | None]:
     return {v["name"]: v["ejected_s"] for v in found["variants"]}
 
 
+@pytest.mark.slow
 def test_refusing_backend_is_ejected_and_readmitted(
-    tmp_path: Path, canary_backends: dict[str, Any]
+    tmp_path: Path, fake_backends: dict[str, Any]
 ) -> None:
-    backends = {**canary_backends, "down": _down()}
+    fake_backends = {**fake_backends, "down": _down()}
     route = {
         "variants": [variant("stable", "mlp_stable", 50), variant("broken", "mlp", 50, "down")],
         "outlier_ejection": EJECT,
     }
-    config = write_config(tmp_path / "gateway.yaml", backends, {"mlp": route})
+    config = write_config(tmp_path / "gateway.yaml", fake_backends, {"mlp": route})
     with run_gateway(config) as gw:
         url = f"{gw.url}/predictions/mlp"
         ejections = {"route": "mlp", "variant": "broken"}
@@ -68,17 +69,18 @@ def until(url: str, done: Callable[[], object], limit: int = 200) -> list[tuple[
     return answers
 
 
+@pytest.mark.slow
 def test_the_last_variant_in_rotation_is_never_ejected(
-    tmp_path: Path, canary_backends: dict[str, Any]
+    tmp_path: Path, fake_backends: dict[str, Any]
 ) -> None:
-    backends = {**canary_backends, "down1": _down(), "down2": _down()}
+    fake_backends = {**fake_backends, "down1": _down(), "down2": _down()}
     route = {
         "variants": [variant("a", "mlp", 50, "down1"), variant("b", "mlp", 50, "down2")],
         # Held out for the whole test: each request now makes two attempts (the retry after a
         # backoff), so 40 of them can outlast the shared 2 s back-off.
         "outlier_ejection": {**EJECT, "backoff_s": 60.0},
     }
-    config = write_config(tmp_path / "gateway.yaml", backends, {"mlp": route})
+    config = write_config(tmp_path / "gateway.yaml", fake_backends, {"mlp": route})
     with run_gateway(config) as gw:
         answers = fire(f"{gw.url}/predictions/mlp", 40, concurrency=1)
         ejected = {

@@ -23,17 +23,17 @@ def weights(gw: Any) -> dict[str, int]:
 
 
 def test_a_hand_edit_pauses_the_analysis_and_stays(
-    tmp_path: Path, canary_backends: dict[str, Any]
+    tmp_path: Path, fake_backends: dict[str, Any]
 ) -> None:
     # A long interval: nothing is judged, so only the edit can change the phase.
     route = analysed_route("mlp_good", ERRORS, interval_s=600.0)
-    config = write_config(tmp_path / "gateway.yaml", canary_backends, {"mlp": route})
+    config = write_config(tmp_path / "gateway.yaml", fake_backends, {"mlp": route})
     with run_gateway(config) as gw:
         assert act(gw, "mlp", "start").status_code == 200
         assert weights(gw) == {"stable": 75, "canary": 25}
         edited = analysed_route("mlp_good", ERRORS, interval_s=600.0)
         edited["variants"][0]["weight"], edited["variants"][1]["weight"] = 60, 40
-        write_config(config, canary_backends, {"mlp": edited})
+        write_config(config, fake_backends, {"mlp": edited})
         wait_for(lambda: analysis(gw, "mlp")["phase"] == "paused", "the analysis to pause")
         paused = analysis(gw, "mlp")
         assert act(gw, "mlp", "resume").status_code == 200
@@ -52,15 +52,15 @@ def test_a_hand_edit_pauses_the_analysis_and_stays(
 
 
 def test_with_refuse_a_hand_edit_is_rejected_until_the_run_is_paused(
-    tmp_path: Path, canary_backends: dict[str, Any]
+    tmp_path: Path, fake_backends: dict[str, Any]
 ) -> None:
     route = analysed_route("mlp_good", ERRORS, interval_s=600.0, on_file_edit="refuse")
-    config = write_config(tmp_path / "gateway.yaml", canary_backends, {"mlp": route})
+    config = write_config(tmp_path / "gateway.yaml", fake_backends, {"mlp": route})
     with run_gateway(config) as gw:
         assert act(gw, "mlp", "start").status_code == 200
         edited = analysed_route("mlp_good", ERRORS, interval_s=600.0, on_file_edit="refuse")
         edited["variants"][0]["weight"], edited["variants"][1]["weight"] = 60, 40
-        write_config(config, canary_backends, {"mlp": edited})
+        write_config(config, fake_backends, {"mlp": edited})
         rejected = {"result": "rejected"}
         wait_for(lambda: gw.metric("servegate_config_reloads_total", **rejected) == 1, "reject")
         running = analysis(gw, "mlp")

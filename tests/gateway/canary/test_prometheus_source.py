@@ -16,11 +16,12 @@ from tests.gateway.canary.support import Traffic, act, audit_actions, prometheus
 from tests.gateway.canary.test_analysis import ERRORS, analysed_route
 from tests.gateway.support import run_gateway, write_config
 
-pytestmark = pytest.mark.integration
+# A real Prometheus and whole 2 s analysis intervals: seconds, so out of the fast tier.
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_prometheus_source_drives_a_promotion_and_a_rollback(
-    tmp_path: Path, canary_backends: dict[str, Any]
+    tmp_path: Path, fake_backends: dict[str, Any]
 ) -> None:
     (prom_port,) = free_ports(1)
     source = {
@@ -31,7 +32,7 @@ def test_prometheus_source_drives_a_promotion_and_a_rollback(
         name: analysed_route(model, ERRORS, interval_s=2.0, metrics=source)
         for name, model in (("good", "mlp_good"), ("bad", "mlp_errors"))
     }
-    config = write_config(tmp_path / "gateway.yaml", canary_backends, routes)
+    config = write_config(tmp_path / "gateway.yaml", fake_backends, routes)
     with run_gateway(config) as gw:
         admin = f"127.0.0.1:{gw.settings.admin_port}"
         with prometheus([admin], tmp_path / "prom", port=prom_port) as prom_url:

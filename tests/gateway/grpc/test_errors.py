@@ -29,13 +29,14 @@ from tests.gateway.grpc.support import (
     torchserve_stub,
 )
 from tests.gateway.support import MLP_ROW, run_gateway, split_route, wait_for, write_config
+from tests.support.fake_torchserve import FakeTorchServe
 
 pytestmark = pytest.mark.integration
 Code = grpc.StatusCode
 
 
-def test_unknown_model_version_or_variant_is_not_found(config_path: Path) -> None:
-    with run_gateway(config_path) as gw, channel(gw.grpc_address) as ch:
+def test_unknown_model_version_or_variant_is_not_found(fake_config_path: Path) -> None:
+    with run_gateway(fake_config_path) as gw, channel(gw.grpc_address) as ch:
         ts, oip = torchserve_stub(ch), oip_stub(ch)
         infer = oip_pb.ModelInferRequest(model_name="nope", inputs=[mlp_tensor([MLP_ROW])])
         ghost = (("x-servegate-variant", "ghost"),)
@@ -85,9 +86,9 @@ def test_bad_input_is_invalid_argument(config_path: Path) -> None:
             assert code_of(lambda r=request: oip.ModelInfer(r)) == Code.INVALID_ARGUMENT, request
 
 
-def test_message_over_the_limit_is_resource_exhausted(config_path: Path) -> None:
+def test_message_over_the_limit_is_resource_exhausted(fake_config_path: Path) -> None:
     big = json.dumps({"inputs": [MLP_ROW] * 200}).encode()  # ~20 kB
-    with run_gateway(config_path, max_body_bytes=4096) as gw, channel(gw.grpc_address) as ch:
+    with run_gateway(fake_config_path, max_body_bytes=4096) as gw, channel(gw.grpc_address) as ch:
         ts, oip = torchserve_stub(ch), oip_stub(ch)
         assert code_of(lambda: ts.Predictions(predictions("mlp", body=big))) == (
             Code.RESOURCE_EXHAUSTED
@@ -97,11 +98,11 @@ def test_message_over_the_limit_is_resource_exhausted(config_path: Path) -> None
         assert ts.Predictions(predictions("mlp")).prediction  # small ones still pass
 
 
-def test_backend_down_is_unavailable(tmp_path: Path, backends: dict[str, Any]) -> None:
+def test_backend_down_is_unavailable(tmp_path: Path, fake_backends: dict[str, Any]) -> None:
     (dead_port,) = free_ports(1)
-    backends = {**backends, "dead": {"inference_url": f"http://127.0.0.1:{dead_port}"}}
+    fake_backends = {**fake_backends, "dead": {"inference_url": f"http://127.0.0.1:{dead_port}"}}
     route = {"variants": [{"name": "only", "backend": "dead", "model": "mlp_onnx", "weight": 100}]}
-    config = write_config(tmp_path / "gateway.yaml", backends, {"mlp": route})
+    config = write_config(tmp_path / "gateway.yaml", fake_backends, {"mlp": route})
     with run_gateway(config) as gw, channel(gw.grpc_address) as ch:
         ts, oip = torchserve_stub(ch), oip_stub(ch)
         with pytest.raises(grpc.RpcError) as err:
@@ -172,10 +173,11 @@ def black_hole_gateway(
 
 
 def test_backend_slower_than_the_route_timeout_is_deadline_exceeded(
-    tmp_path: Path, backends: dict[str, Any]
+    tmp_path: Path, fake_ts: FakeTorchServe, fake_backends: dict[str, Any]
 ) -> None:
+    fake_ts.behave("mlp_torchscript", delay_s=0.05)  # well over the route's 0.5 ms
     config = write_config(
-        tmp_path / "gateway.yaml", backends, {"mlp": split_route(100, 0, timeout_s=0.0005)}
+        tmp_path / "gateway.yaml", fake_backends, {"mlp": split_route(100, 0, timeout_s=0.0005)}
     )
     with run_gateway(config) as gw, channel(gw.grpc_address) as ch:
         ts, oip = torchserve_stub(ch), oip_stub(ch)
@@ -226,8 +228,8 @@ def test_client_cancellation_reaches_the_upstream_call(tmp_path: Path, upstream:
         assert gw.metric("servegate_in_flight_requests", route="mlp", variant="only") == 0
 
 
-def test_no_management_rpc_is_reachable(config_path: Path) -> None:
-    with run_gateway(config_path) as gw, channel(gw.grpc_address) as ch:
+def test_no_management_rpc_is_reachable(fake_config_path: Path) -> None:
+    with run_gateway(fake_config_path) as gw, channel(gw.grpc_address) as ch:
         mgmt = mgmt_grpc.ManagementAPIsServiceStub(ch)
         calls = [
             lambda: mgmt.ListModels(mgmt_pb.ListModelsRequest()),

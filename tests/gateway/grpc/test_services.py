@@ -18,15 +18,15 @@ OIP = "inference.GRPCInferenceService"
 SERVING = health_pb2.HealthCheckResponse.SERVING
 
 
-def test_health(config_path: Path) -> None:
-    with run_gateway(config_path) as gw, channel(gw.grpc_address) as ch:
+def test_health(fake_config_path: Path) -> None:
+    with run_gateway(fake_config_path) as gw, channel(gw.grpc_address) as ch:
         health = health_pb2_grpc.HealthStub(ch)
         for service in ("", TORCHSERVE, OIP):
             assert health.Check(health_pb2.HealthCheckRequest(service=service)).status == SERVING
 
 
-def test_reflection_lists_and_describes_the_services(config_path: Path) -> None:
-    with run_gateway(config_path) as gw, channel(gw.grpc_address) as ch:
+def test_reflection_lists_and_describes_the_services(fake_config_path: Path) -> None:
+    with run_gateway(fake_config_path) as gw, channel(gw.grpc_address) as ch:
         stub = reflection_pb2_grpc.ServerReflectionStub(ch)
         asks = [
             reflection_pb2.ServerReflectionRequest(list_services=""),

@@ -16,14 +16,16 @@ from tests.gateway.support import run_gateway, split_route, write_config
 pytestmark = pytest.mark.integration
 
 
-def test_ten_thousand_calls_split_90_10(config_path: Path) -> None:
-    with run_gateway(config_path) as gw:
+@pytest.mark.slow
+def test_ten_thousand_calls_split_90_10(fake_config_path: Path) -> None:
+    with run_gateway(fake_config_path) as gw:
         results = fire(gw.grpc_address, 10_000, concurrency=64)
     assert Counter(code for code, _ in results) == {grpc.StatusCode.OK: 10_000}
     share = Counter(v for _, v in results)["canary"] / 10_000
     assert 0.08 <= share <= 0.12, share
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("sticky", "metadata_for"),
     [
@@ -32,10 +34,10 @@ def test_ten_thousand_calls_split_90_10(config_path: Path) -> None:
     ],
 )
 def test_sticky_keys_keep_their_variant(
-    tmp_path: Path, backends: dict[str, Any], sticky: dict[str, str], metadata_for: Any
+    tmp_path: Path, fake_backends: dict[str, Any], sticky: dict[str, str], metadata_for: Any
 ) -> None:
     route = split_route(50, 50, sticky=sticky)
-    config = write_config(tmp_path / "gateway.yaml", backends, {"mlp": route})
+    config = write_config(tmp_path / "gateway.yaml", fake_backends, {"mlp": route})
     keys = [f"user-{i}" for i in range(20)]
     with run_gateway(config) as gw:
         results = fire(gw.grpc_address, 2000, lambda i: metadata_for(keys[i % 20]))

@@ -16,9 +16,9 @@ from tests.gateway.support import MLP_ROW, run_gateway
 pytestmark = pytest.mark.integration
 
 
-def test_stream_predictions_answers_like_predictions(config_path: Path) -> None:
+def test_stream_predictions_answers_like_predictions(fake_config_path: Path) -> None:
     pin = (("x-servegate-variant", "canary"),)
-    with run_gateway(config_path) as gw, channel(gw.grpc_address) as ch:
+    with run_gateway(fake_config_path) as gw, channel(gw.grpc_address) as ch:
         stub = torchserve_stub(ch)
         unary = stub.Predictions(predictions("mlp"), metadata=pin)
         call = stub.StreamPredictions(predictions("mlp"), metadata=pin)
@@ -30,14 +30,14 @@ def test_stream_predictions_answers_like_predictions(config_path: Path) -> None:
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-def test_stream_predictions2_in_order_with_in_band_errors(config_path: Path) -> None:
+def test_stream_predictions2_in_order_with_in_band_errors(fake_config_path: Path) -> None:
     bad = json.dumps({"inputs": [[1.0, 2.0]]}).encode()  # the worker answers 400
     bodies = [MLP_BODY, bad, json.dumps({"inputs": [MLP_ROW[::-1]]}).encode(), MLP_BODY]
     requests = [
         ts_pb.PredictionsRequest(model_name="mlp", input={"data": b}, sequence_id=f"s{i}")
         for i, b in enumerate(bodies)
     ]
-    with run_gateway(config_path) as gw, channel(gw.grpc_address) as ch:
+    with run_gateway(fake_config_path) as gw, channel(gw.grpc_address) as ch:
         stub = torchserve_stub(ch)
         singles = [
             stub.Predictions(r, metadata=(("x-servegate-variant", "stable"),))
