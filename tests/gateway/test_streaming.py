@@ -172,3 +172,103 @@ def test_cancel_dir_must_be_absolute() -> None:
 
     with pytest.raises(ValidationError, match="absolute path"):
         load_settings(cancel_dir=Path("relative/cancel"))
+
+
+def _grpc_request(body: dict[str, Any]) -> Any:
+    from tests.gateway.grpc.support import predictions
+
+    return predictions("llm", json.dumps(body).encode())
+
+
+def test_grpc_stream_predictions_relays_each_piece(gw: RunningGateway) -> None:
+    from tests.gateway.grpc.support import channel, torchserve_stub, variant_of
+
+    pin = (("x-servegate-variant", "canary"),)
+    body = {"inputs": "hi", "stream": True, "tokens": 3}
+    with channel(gw.grpc_address) as ch:
+        call = torchserve_stub(ch).StreamPredictions(_grpc_request(body), metadata=pin)
+        messages = [json.loads(m.prediction) for m in call]
+        assert variant_of(call) == "canary"
+    assert messages[:-1] == [{"token": f"t{i} "} for i in range(3)]
+    assert messages[-1]["generated_text"] == "t0 t1 t2 "
+    labels = {"route": "llm", "variant": "canary", "protocol": "grpc"}
+    assert gw.metric("servegate_stream_first_token_seconds_count", **labels) == 1
+
+
+def test_grpc_stream_errors_end_the_call_with_their_code(gw: RunningGateway) -> None:
+    import grpc
+
+    from tests.gateway.grpc.support import channel, torchserve_stub
+
+    with channel(gw.grpc_address) as ch:
+        stub = torchserve_stub(ch)
+        refused = stub.StreamPredictions(_grpc_request({"inputs": "x", "status": 400}))
+        with pytest.raises(grpc.RpcError) as before:
+            list(refused)
+        got = []
+        broken = stub.StreamPredictions(
+            _grpc_request({"inputs": "x", "stream": True, "break_after": 2})
+        )
+        with pytest.raises(grpc.RpcError) as after:
+            for message in broken:
+                got.append(message)
+    assert before.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert len(got) == 2
+    assert after.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_a_grpc_client_that_cancels_stops_the_generation(
+    gw: RunningGateway, stub: StreamStub
+) -> None:
+    from tests.gateway.grpc.support import channel, torchserve_stub
+
+    body = {"inputs": "hi", "stream": True, "tokens": 200, "delay": 0.05}
+    with channel(gw.grpc_address) as ch:
+        call = torchserve_stub(ch).StreamPredictions(_grpc_request(body))
+        next(call)
+        call.cancel()
+    wait_for(lambda: stub.seen and stub.seen[0].finish == "cancelled", "the upstream to stop")
+    assert stub.seen[0].tokens < 50
+    labels = {"route": "llm", "variant": "stable", "protocol": "grpc"}
+    wait_for(lambda: gw.metric("servegate_requests_total", **labels, code="499") == 1, "the 499")
+
+
+def _oip_body(**parameters: Any) -> dict[str, Any]:
+    prompt = {"name": "text_input", "datatype": "BYTES", "shape": [1], "data": ["hi"]}
+    return {"id": "r1", "inputs": [prompt], "parameters": parameters}
+
+
+@pytest.mark.parametrize(
+    ("path", "parameters"),
+    [
+        ("generate_stream", {}),
+        ("infer", {"stream": True}),
+        ("versions/1.0/infer", {"stream": True}),
+    ],
+)
+def test_oip_streams_as_server_sent_events(
+    gw: RunningGateway, path: str, parameters: dict[str, Any]
+) -> None:
+    url = f"{gw.url}/v2/models/llm/{path}"
+    body = _oip_body(tokens=3, **parameters)
+    with httpx.stream("POST", url, json=body, timeout=30) as resp:
+        assert resp.status_code == 200
+        got = events(resp)
+    *tokens, (name, last) = got
+    assert [t["text_output"] for _, t in tokens] == ["t0 ", "t1 ", "t2 "]
+    assert tokens[0][1]["model_name"] == "llm" and tokens[0][1]["model_version"] == "1.0"
+    assert name == "message"
+    assert last["outputs"][0]["data"] == ["t0 t1 t2 "]
+    assert last["model_name"] == "llm" and last["id"] == "r1"
+
+
+def test_oip_errors_keep_the_oip_shape(gw: RunningGateway) -> None:
+    url = f"{gw.url}/v2/models/llm/generate_stream"
+    refused = httpx.post(url, json=_oip_body(status=400), timeout=30)
+    assert refused.status_code == 400 and refused.json() == {"error": "refused"}
+    unknown = httpx.post(f"{gw.url}/v2/models/nope/generate_stream", json=_oip_body(), timeout=30)
+    assert unknown.status_code == 404 and "error" in unknown.json()
+    with httpx.stream("POST", url, json=_oip_body(tokens=5, break_after=1), timeout=30) as resp:
+        got = events(resp)
+    assert [name for name, _ in got] == ["message", "error"]
+    assert "the model server" in got[-1][1]["error"]

@@ -85,6 +85,8 @@ class Handler(BaseHTTPRequestHandler):
         seen = Seen(self.headers.get("X-Servegate-Request-Id"))
         with self.stub.lock:
             self.stub.seen.append(seen)
+        if isinstance(body.get("inputs"), list):  # OIP v2: its settings are its parameters
+            body = {**body, **body.get("parameters", {})}
         if "status" in body:
             seen.finish = "refused"
             error = {"code": body["status"], "type": "BadRequest", "message": "refused"}
@@ -127,7 +129,10 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 seen.finish = "length"
             details = {"finish_reason": seen.finish, "generated_tokens": len(pieces)}
-            self._chunk({"generated_text": "".join(pieces), "details": details})
+            answer = {"generated_text": "".join(pieces), "details": details}
+            if isinstance(body.get("inputs"), list):
+                answer = _oip_answer("".join(pieces), seen.finish)
+            self._chunk(answer)
             self._end()
         except OSError:  # the gateway closed the connection: generate on, as TorchServe
             seen.finish = seen.finish if seen.finish != "running" else "unread"
@@ -148,6 +153,16 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(raw)))
         self.end_headers()
         self.wfile.write(raw)
+
+
+def _oip_answer(text: str, finish: str) -> dict[str, Any]:
+    output = {"name": "text_output", "datatype": "BYTES", "shape": [1], "data": [text]}
+    return {
+        "model_name": "llm",
+        "model_version": "1.0",
+        "outputs": [output],
+        "parameters": {"finish_reasons": [finish]},
+    }
 
 
 @contextmanager
