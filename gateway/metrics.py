@@ -213,7 +213,7 @@ class GatewayMetrics:
         )
         self.divergence = Histogram(
             "servegate_canary_divergence",
-            "Shadow answer vs served answer to the same request (cosine, max_abs or top1)",
+            "Shadow answer vs served answer to the same request (cosine, max_abs, top1 or tokens)",
             [*RV, "measure"],
             buckets=DIVERGENCE_BUCKETS,
             registry=r,

@@ -272,3 +272,25 @@ def test_oip_errors_keep_the_oip_shape(gw: RunningGateway) -> None:
         got = events(resp)
     assert [name for name, _ in got] == ["message", "error"]
     assert "the model server" in got[-1][1]["error"]
+
+
+def test_a_streamed_answer_feeds_the_shadow_token_comparison(
+    tmp_path: Path, stub: StreamStub
+) -> None:
+    route = {
+        "variants": [
+            variant("stable", "llm", 100, backend="s"),
+            variant("canary", "llm", 0, backend="s"),
+        ],
+        "shadow": {"variant": "canary", "percent": 100, "compare": "tokens"},
+    }
+    config = write_config(tmp_path / "gateway.yaml", {"s": stub.config()}, {"llm": route})
+    with run_gateway(config) as gw:
+        body = {"inputs": "hi", "stream": True, "tokens": 4}
+        with httpx.stream("POST", f"{gw.url}/predictions/llm", json=body, timeout=30) as resp:
+            events(resp)
+        labels = {"route": "llm", "variant": "canary", "measure": "tokens"}
+        wait_for(
+            lambda: gw.metric("servegate_canary_divergence_count", **labels) == 1, "a comparison"
+        )
+        assert gw.metric("servegate_canary_divergence_sum", **labels) == 1.0
