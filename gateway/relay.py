@@ -93,7 +93,7 @@ class Relay:
             if self.status == CLIENT_CLOSED:
                 self._client_left()
             observe(self.gw, labels, self.protocol, self.status, self._elapsed())
-            ok = self.status < 500 or self.status == CLIENT_CLOSED
+            ok = self.status < 500  # a client that left (499) is not the variant's failure
             self.gw.outliers.record(self.route_name, self.route, self.variant.name, ok=ok)
 
     async def _refusal(self, reply: StreamReply) -> BackendResponse | None:
