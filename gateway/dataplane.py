@@ -211,7 +211,11 @@ class Inference:
         variant = choose(name, route, facts, ejected=gw.outliers.ejected(name))
         served = None
         if route.shadow is not None:
-            served = gw.shadow.mirror(name, route, variant, self.table.backends, payload)
+            # Streams travel over HTTP, their copies too: a streaming request sent to
+            # TorchServe's unary gRPC Predictions (where ``inputs`` would take it) has no
+            # channel for its intermediate responses.
+            copy = Payload(payload.body, payload.content_type)
+            served = gw.shadow.mirror(name, route, variant, self.table.backends, copy)
         timeout_s = route.timeout_s if deadline_s is None else min(route.timeout_s, deadline_s)
         relay = Relay(gw, self.table, name, route, variant=variant, protocol=self.protocol)
         gw.requests.started += 1

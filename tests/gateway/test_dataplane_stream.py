@@ -110,3 +110,26 @@ def test_an_upstream_that_breaks_off_is_a_503_of_the_variant() -> None:
     with pytest.raises(BackendUnavailable, match="before its answer"):
         run(dp, collect(dp, {}))
     assert requests(dp, "mlp", "stable", "503") == 1
+
+
+def test_the_shadow_copy_of_a_stream_goes_over_http() -> None:
+    """A gRPC client's stream carries TorchServe's ``inputs``; its shadow copy must not (a
+    backend would send those to TorchServe's unary gRPC Predictions)."""
+    routes = {"mlp": {**ROUTES["mlp"], "shadow": {"variant": "canary", "percent": 100}}}
+    url = {"inference_url": "http://127.0.0.1:9"}
+    config = validate_config({"backends": {"a": url, "b": url}, "routes": routes})
+    gw = Gateway(load_settings(), LoadedConfig(config, "v1"), primary=False)
+    stable, shadow = FakeBackend("a"), FakeBackend("b")
+    gw.table = Table(gw.table.loaded, {"a": stable, "b": shadow})
+    dp = DataPlane(gw)
+    grpc_payload = Payload(PAYLOAD.body, "application/octet-stream", {"data": PAYLOAD.body})
+
+    async def work() -> None:
+        with dp.inference("mlp", "grpc") as call:
+            async with call.stream(grpc_payload, call.facts({}, dict, None)) as stream:
+                async for _ in stream.pieces:
+                    pass
+
+    run(dp, work())
+    ((variant, copy, _),) = shadow.calls
+    assert variant == "canary" and copy.inputs is None and copy.body == PAYLOAD.body
