@@ -73,7 +73,7 @@ class TorchServeService:
     ) -> AsyncIterator[pb.PredictionResponse]:
         md = common.Metadata(context)
         with self.dataplane.inference(request.model_name, "grpc") as call:
-            payload = self._payload(request)
+            payload = self._payload(request, stream=True)
             facts = call.facts(md, md.cookies, request.model_version or None)
             async with call.stream(payload, facts, common.deadline(context)) as stream:
                 variant = stream.variant.name
@@ -87,10 +87,15 @@ class TorchServeService:
                         raise status.failed_piece(piece, variant)
                     yield pb.PredictionResponse(prediction=piece.body)
 
-    def _payload(self, request: pb.PredictionsRequest) -> Payload:
+    def _payload(self, request: pb.PredictionsRequest, *, stream: bool = False) -> Payload:
         payload = payload_of(request.input)
         for value in request.input.values():
-            bodies.check_predictions_body(bytes(value), "raw", self.limits)
+            body = bytes(value)
+            bodies.check_predictions_body(body, "raw", self.limits)
+            if not stream and bodies.streamed_body(body, "raw", False, self.limits) is not None:
+                # TorchServe's unary gRPC answer carries only the first piece of a stream and
+                # its worker was seen stuck after it: a stream has one way in here.
+                raise BadRequest('"stream": true needs StreamPredictions')
         return payload
 
     @status.rpc

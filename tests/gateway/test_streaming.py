@@ -294,3 +294,29 @@ def test_a_streamed_answer_feeds_the_shadow_token_comparison(
             lambda: gw.metric("servegate_canary_divergence_count", **labels) == 1, "a comparison"
         )
         assert gw.metric("servegate_canary_divergence_sum", **labels) == 1.0
+
+
+def test_unary_grpc_calls_refuse_a_stream(gw: RunningGateway, stub: StreamStub) -> None:
+    """TorchServe's unary gRPC answer would carry only a stream's first piece (and its worker
+    was seen stuck after it): a stream asked for on a unary RPC is the client's 400."""
+    import grpc
+
+    from gateway.grpc.stubs import grpc_predict_v2_pb2 as oip_pb
+    from tests.gateway.grpc.support import channel, oip_stub, torchserve_stub
+
+    body = _grpc_request({"inputs": "hi", "stream": True})
+    prompt = oip_pb.ModelInferRequest.InferInputTensor(
+        name="text_input", datatype="BYTES", shape=[1]
+    )
+    prompt.contents.bytes_contents.append(b"hi")
+    oip_request = oip_pb.ModelInferRequest(model_name="llm", inputs=[prompt])
+    oip_request.parameters["stream"].bool_param = True
+    with channel(gw.grpc_address) as ch:
+        with pytest.raises(grpc.RpcError) as unary:
+            torchserve_stub(ch).Predictions(body)
+        with pytest.raises(grpc.RpcError) as oip:
+            oip_stub(ch).ModelInfer(oip_request)
+    assert unary.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "StreamPredictions" in (unary.value.details() or "")
+    assert oip.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert stub.seen == []  # nothing reached the upstream
