@@ -192,7 +192,7 @@ def test_the_shadow_is_judged_by_tokens(stack: Stack) -> None:
     wait_for(
         lambda: stack.gw.metric("servegate_canary_divergence_count", **labels) >= 1,
         "a token comparison",
-        60,
+        120,
     )
     count = stack.gw.metric("servegate_canary_divergence_count", **labels)
     assert stack.gw.metric("servegate_canary_divergence_sum", **labels) == count  # all 1.0
