@@ -62,6 +62,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=48)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     from export.generation.options import GenerationOptions
     from export.pipeline import ExportRequest, run_export
     from export.sources.options import SourceOptions
