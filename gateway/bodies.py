@@ -140,3 +140,21 @@ def _refused(media: str, accepted: str) -> UnsupportedMediaType:
     if media == FORMS[1]:
         hint = " (curl -d sends it unless -H 'Content-Type: ...' says otherwise)"
     return UnsupportedMediaType(f"Content-Type {media} is not accepted{hint}; send {accepted}")
+
+
+def streamed_body(body: bytes, kind: Kind, events: bool, limits: JsonLimits) -> bytes | None:
+    """The body to forward when a ``/predictions`` client asked for a streamed answer (a JSON
+    object with ``"stream": true``, or ``Accept: text/event-stream``, which sets that flag when
+    the body has none), else None: the request is unary. Only JSON objects stream."""
+    if kind != "json" and body.lstrip()[:1] != b"{":
+        return None
+    if not events and b'"stream"' not in body:
+        return None  # the unary hot path: no second parse
+    obj = parse_json(body, limits)
+    if not isinstance(obj, dict):
+        return None
+    if obj.get("stream") is True:
+        return body
+    if events and "stream" not in obj:
+        return json.dumps({**obj, "stream": True}).encode()
+    return None

@@ -8,8 +8,10 @@ they only parse requests and render answers and errors.
   the table the request starts with, which it keeps to the end; ``call.facts`` reads the sticky
   key and pin, ``call.infer`` chooses the variant (``routing.choose``), mirrors to the shadow
   (``ShadowSender.mirror``) and forwards with retries and per-attempt metrics
-  (``gateway.forwarding``). A ``GatewayError`` raised in the block before a variant was chosen
-  is counted once on the way out, as a refusal with config-only label values;
+  (``gateway.forwarding``); ``call.stream`` does the same for an answer that comes in pieces
+  (``gateway.relay``: relayed as they arrive, never retried). A ``GatewayError`` raised in
+  the block before a variant was chosen is counted once on the way out, as a refusal with
+  config-only label values;
 - readiness: ``ready`` (every backend, asked concurrently) and ``model_ready``;
 - metadata: ``server_metadata`` and ``model_metadata``.
 """
@@ -19,7 +21,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -28,6 +31,7 @@ from gateway.config import Route, Variant
 from gateway.errors import BadRequest, GatewayError, ModelNotFound, UpstreamError
 from gateway.forwarding import Forwarding
 from gateway.metrics import NO_VARIANT, UNKNOWN_ROUTE, ProtocolName
+from gateway.relay import Relay, Stream
 from gateway.routing import RequestFacts, choose, facts_from
 from gateway.settings import GatewaySettings
 from gateway.state import Gateway, Table
@@ -194,6 +198,45 @@ class Inference:
             if served is not None and not served.done():
                 served.cancel()  # no served answer: the shadow has nothing to compare with
         return Outcome(name, variant, response)
+
+    @asynccontextmanager
+    async def stream(
+        self, payload: Payload, facts: RequestFacts, deadline_s: float | None = None
+    ) -> AsyncIterator[Stream]:
+        """As ``infer``, for an answer relayed piece by piece while the block iterates
+        ``Stream.pieces``; the variant is chosen as for ``infer``. Each piece is due within
+        the route's timeout (or the client's remaining ``deadline_s``) of the one before.
+        Leaving the block before the answer arrived is the client leaving: the worker is told
+        (``gateway.relay``)."""
+        gw, route, name = self.gw, self.route, self.model
+        variant = choose(name, route, facts, ejected=gw.outliers.ejected(name))
+        served = None
+        if route.shadow is not None:
+            # Streams travel over HTTP, their copies too: a streaming request sent to
+            # TorchServe's unary gRPC Predictions (where ``inputs`` would take it) has no
+            # channel for its intermediate responses.
+            copy = Payload(payload.body, payload.content_type)
+            served = gw.shadow.mirror(name, route, variant, self.table.backends, copy)
+        timeout_s = route.timeout_s if deadline_s is None else min(route.timeout_s, deadline_s)
+        relay = Relay(gw, self.table, name, route, variant=variant, protocol=self.protocol)
+        gw.requests.started += 1
+        try:
+            async with relay.open(payload, timeout_s) as stream:
+                yield stream
+        except asyncio.CancelledError:
+            gw.requests.abandoned += 1
+            raise
+        except BaseException:
+            gw.requests.answered += 1
+            raise
+        else:
+            gw.requests.answered += 1
+        finally:
+            if served is not None and not served.done():
+                if relay.answer is None:
+                    served.cancel()
+                else:
+                    served.set_result(BackendResponse(200, relay.answer, "application/json"))
 
 
 def resolve(table: Table, model: str, version: str | None) -> tuple[Route, Variant]:

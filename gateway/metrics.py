@@ -69,6 +69,8 @@ DIVERGENCE_BUCKETS = (
     0.99999,
     1.0,
 )
+# Tokens per second of one stream: from a CPU test model's few to a GPU's thousands.
+TOKEN_RATE_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0)
 # A finished run is history, not a phase (gateway/canary/status.py): how runs ended is counted in
 # servegate_canary_decisions_total{decision="promote"|"rollback"|"abort"}.
 CANARY_PHASES = ("idle", "analysing", "paused")
@@ -133,6 +135,28 @@ class GatewayMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        # Streams (gateway/relay.py): counted in requests/latency as any request, and these.
+        self.first_token = _Histogram(
+            "servegate_stream_first_token_seconds",
+            "Time from forwarding a streamed request to its first token",
+            RVP,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.tokens = _Counter(
+            "servegate_stream_tokens",
+            "Tokens generated in streamed answers (the answer's details.generated_tokens, "
+            "else the pieces streamed)",
+            RVP,
+            registry=r,
+        )
+        self.tokens_per_second = _Histogram(
+            "servegate_stream_tokens_per_second",
+            "Tokens per second of one streamed answer after its first token",
+            RVP,
+            buckets=TOKEN_RATE_BUCKETS,
+            registry=r,
+        )
         self.upstream_errors = _Counter(
             "servegate_upstream_errors",
             "Backend failures by kind",
@@ -189,7 +213,7 @@ class GatewayMetrics:
         )
         self.divergence = Histogram(
             "servegate_canary_divergence",
-            "Shadow answer vs served answer to the same request (cosine, max_abs or top1)",
+            "Shadow answer vs served answer to the same request (cosine, max_abs, top1 or tokens)",
             [*RV, "measure"],
             buckets=DIVERGENCE_BUCKETS,
             registry=r,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -51,6 +51,20 @@ class GatewaySettings(BaseSettings):
     # pid, and the Unix socket a successor takes the listening sockets over from. Off when unset.
     pid_file: Path | None = None
     control_socket: Path | None = None
+    # Where the gateway leaves a marker when a streaming client leaves, for the TorchServe
+    # worker to stop generating (docs/generation.md): the workers' SERVEGATE_CANCEL_DIR, the
+    # same directory. Off when unset.
+    cancel_dir: Path | None = None
+
+    @field_validator("cancel_dir")
+    @classmethod
+    def _absolute(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_absolute():
+            raise ValueError(
+                f"cancel_dir must be an absolute path (the directory TorchServe's workers get "
+                f"as SERVEGATE_CANCEL_DIR), got {str(value)!r}"
+            )
+        return value
 
     def token(self) -> str | None:
         if self.admin_token is not None:

@@ -34,3 +34,10 @@ def state_dir() -> Path:
         return own
     checkout = CHECKOUT / STATE
     return checkout if checkout.is_dir() else own
+
+
+def cancel_dir() -> Path:
+    """Where the gateway leaves a streaming client's cancel marker and TorchServe's generation
+    workers look for it (``SERVEGATE_CANCEL_DIR``): one directory, the default of both
+    ``servegate serve`` and ``servegate gateway``."""
+    return state_dir() / "cancel"

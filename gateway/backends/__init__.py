@@ -1,6 +1,13 @@
 """Backends the gateway forwards to, behind one small interface (``base.Backend``)."""
 
-from gateway.backends.base import Backend, BackendResponse, ModelSignature, Payload, TensorSpec
+from gateway.backends.base import (
+    Backend,
+    BackendResponse,
+    ModelSignature,
+    Payload,
+    StreamReply,
+    TensorSpec,
+)
 from gateway.backends.factory import make_backend
 from gateway.backends.grpc_upstream import GrpcPool
 from gateway.backends.http import HttpPool
@@ -12,6 +19,7 @@ __all__ = [
     "HttpPool",
     "ModelSignature",
     "Payload",
+    "StreamReply",
     "TensorSpec",
     "make_backend",
 ]

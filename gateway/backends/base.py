@@ -8,7 +8,8 @@ returned as a ``BackendResponse`` for the protocol layer to pass through or tran
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 
 from gateway.config import Variant
@@ -30,6 +31,16 @@ class Payload:
     body: bytes
     content_type: str | None
     inputs: Mapping[str, bytes] | None = None
+
+
+@dataclass(frozen=True)
+class StreamReply:
+    """An upstream answer being received: its status and content type, and its body as the
+    pieces arrive (``chunks``; TorchServe sends one chunk per intermediate response)."""
+
+    status: int
+    content_type: str
+    chunks: AsyncIterator[bytes]
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,15 @@ class Backend(ABC):
     ) -> BackendResponse:
         """Run one inference; raises ``UpstreamError`` when no answer came back in time."""
 
+    def stream(
+        self, variant: Variant, payload: Payload, timeout_s: float, request_id: str
+    ) -> AbstractAsyncContextManager[StreamReply]:
+        """Run one inference whose answer may come in pieces, each passed on as it arrives;
+        ``timeout_s`` bounds the wait for each piece, and ``request_id`` (the gateway's own,
+        a safe file name) is sent upstream so a worker can be told that the client left.
+        Leaving the context closes the upstream call. This default answers in one piece."""
+        return _whole(self, variant, payload, timeout_s)
+
     @abstractmethod
     async def ready(self) -> bool:
         """Whether the backend answers health checks now."""
@@ -73,3 +93,15 @@ class Backend(ABC):
     @abstractmethod
     async def scrape(self) -> str | None:
         """The backend's Prometheus text, or None when it exposes none."""
+
+
+@asynccontextmanager
+async def _whole(
+    backend: Backend, variant: Variant, payload: Payload, timeout_s: float
+) -> AsyncIterator[StreamReply]:
+    response = await backend.predict(variant, payload, timeout_s)
+
+    async def one() -> AsyncIterator[bytes]:
+        yield response.body
+
+    yield StreamReply(response.status, response.content_type, one())

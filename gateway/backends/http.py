@@ -13,6 +13,8 @@ backends only decide what to call and what an answer means:
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import aiohttp
@@ -30,6 +32,36 @@ class HttpReply:
     status: int
     body: bytes
     content_type: str | None
+
+
+@dataclass(frozen=True)
+class StreamingReply:
+    status: int
+    content_type: str | None
+    chunks: AsyncIterator[bytes]
+
+
+async def _chunks(resp: aiohttp.ClientResponse, what: str) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in resp.content.iter_any():
+            yield chunk
+    except Exception as exc:
+        raise _upstream_error(exc, what) from None
+
+
+def _upstream_error(exc: BaseException, what: str) -> BaseException:
+    """A transport failure as the ``UpstreamError`` it stands for (anything else unchanged)."""
+    if isinstance(exc, (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError)):
+        log.warning("%s unreachable: %s", what, type(exc).__name__)
+        unsent = BackendUnavailable("the model server is unavailable")
+        unsent.before_sent = True
+        return unsent
+    if isinstance(exc, TimeoutError):
+        return BackendTimeout("the model server did not answer in time")
+    if isinstance(exc, aiohttp.ClientError):
+        log.warning("%s unreachable: %s", what, type(exc).__name__)
+        return BackendUnavailable("the model server is unavailable")
+    return exc
 
 
 class HttpPool:
@@ -80,6 +112,36 @@ class HttpPool:
             # The text could quote a URL or header: name the kind only.
             log.warning("%s unreachable: %s", what, type(exc).__name__)
             raise BackendUnavailable("the model server is unavailable") from None
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: dict[str, str],
+        body: bytes = b"",
+        timeout_s: float,
+        what: str,
+    ) -> AsyncIterator[StreamingReply]:
+        """One request whose answer is read piece by piece (``StreamingReply.chunks``), each
+        piece due within ``timeout_s`` of the last; leaving the context closes the connection
+        unless the answer was read to its end."""
+        session = self._session or self._open()
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout_s, sock_read=timeout_s)
+        try:
+            resp = await session.request(
+                method, url, headers=headers, data=body or None, timeout=timeout
+            )
+        except Exception as exc:
+            raise _upstream_error(exc, what) from None
+        try:
+            yield StreamingReply(resp.status, resp.headers.get("Content-Type"), _chunks(resp, what))
+        finally:
+            if resp.content.at_eof():
+                resp.release()
+            else:
+                resp.close()  # an unread answer: never hand this connection to another request
 
     async def aclose(self) -> None:
         if self._session is not None:

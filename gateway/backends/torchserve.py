@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 
 from gateway.backends.archive import archive_file_name, read_signature
-from gateway.backends.base import Backend, BackendResponse, ModelSignature, Payload
+from gateway.backends.base import Backend, BackendResponse, ModelSignature, Payload, StreamReply
 from gateway.backends.grpc_upstream import GrpcPool, KeyRejected, ModelNotServed
 from gateway.backends.http import HttpPool, HttpReply
 from gateway.backends.keys import KeyFileReader
@@ -44,6 +45,8 @@ KEY_REJECTED = b"InvalidKeyException"  # TorchServe answers a bad token with 400
 NOT_SERVED = (b'"ModelNotFoundException"', b'"ModelVersionNotFoundException"')
 NOT_SERVED_MESSAGE = "the model server does not serve this variant's model"
 RENEW_TIMEOUT_S = 10.0
+# The gateway's id of a request, for a worker to find its client's cancellation marker.
+REQUEST_ID_HEADER = "X-Servegate-Request-Id"
 # Called with the backend name and the renewal result: "reread", "renewed" or "failed".
 RenewalHook = Callable[[str, str], None]
 
@@ -103,6 +106,44 @@ class TorchServeBackend(Backend):
         if not_served(reply.status, reply.body):
             raise VariantNotServed(NOT_SERVED_MESSAGE)
         return BackendResponse(reply.status, reply.body, reply.content_type or "application/json")
+
+    @asynccontextmanager
+    async def stream(
+        self, variant: Variant, payload: Payload, timeout_s: float, request_id: str
+    ) -> AsyncIterator[StreamReply]:
+        # Always over HTTP: TorchServe's chunked answer carries each intermediate response as
+        # it comes, and the request id travels as the header the worker reads.
+        url = f"{self.config.inference_url}/predictions/{variant.model}/{variant.version}"
+        headers = {
+            "Content-Type": payload.content_type or "application/octet-stream",
+            REQUEST_ID_HEADER: request_id,
+        }
+        key = self.keys.key()
+        for attempt in range(2):
+            if key is not None:
+                headers["Authorization"] = f"Bearer {key}"
+            async with self.pool.stream(
+                "POST",
+                url,
+                headers=headers,
+                body=payload.body,
+                timeout_s=timeout_s,
+                what=self._what,
+            ) as reply:
+                content_type = reply.content_type or "application/json"
+                if reply.status < 400:
+                    yield StreamReply(reply.status, content_type, reply.chunks)
+                    return
+                body = b"".join([chunk async for chunk in reply.chunks])
+            if not_served(reply.status, body):
+                raise VariantNotServed(NOT_SERVED_MESSAGE)
+            if reply.status == 400 and KEY_REJECTED in body[:256]:
+                key = await self._renew_key(key) if attempt == 0 else None
+                if key is None:
+                    raise BackendAuthRejected("the model server is unavailable")
+                continue
+            yield StreamReply(reply.status, content_type, _one(body))
+            return
 
     async def ready(self) -> bool:
         try:
@@ -258,3 +299,7 @@ def not_served(status: int, body: bytes) -> bool:
 
 def _key_rejected(reply: HttpReply) -> bool:
     return reply.status == 400 and KEY_REJECTED in reply.body[:256]
+
+
+async def _one(body: bytes) -> AsyncIterator[bytes]:
+    yield body

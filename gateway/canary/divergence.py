@@ -5,7 +5,13 @@ without any model knowledge:
 
 - ``cosine``:  the lowest cosine similarity over the answer's rows (embeddings, tensors);
 - ``max_abs``: the largest absolute difference of any element (tensors);
-- ``top1``:    the share of rows whose top-1 label agrees (classification).
+- ``top1``:    the share of rows whose top-1 label agrees (classification);
+- ``tokens``:  generated text (``generated_text``, a list of them, or OIP ``text_output``):
+  per prompt, the share of the longer answer's words (whitespace-separated, no tokenizer in
+  the gateway) that both answers share, in order, before their first difference; the lowest
+  over the prompts. Greedy decoding makes it 1.0 for equal models: once two answers differ at
+  a token, what follows is conditioned on different text, so only the common prefix counts.
+  A streamed answer (JSON lines) is read from its last line, the whole answer.
 
 ``Mismatch`` means the answers cannot be compared as the same thing (other shapes, other kinds):
 a canary that answers differently shaped outputs is divergent, not incomparable. ``None`` from
@@ -31,9 +37,11 @@ class Mismatch(Exception):
 
 def divergence(stable: bytes, canary: bytes, measure: CompareMeasure) -> float | None:
     try:
-        a, b = json.loads(stable), json.loads(canary)
+        a, b = json.loads(_last_line(stable)), json.loads(_last_line(canary))
     except ValueError:
         return None
+    if measure == "tokens":
+        return _common_prefix(_texts(a), _texts(b))
     if measure == "top1":
         return _agreement(_labels(a), _labels(b))
     rows_a, rows_b = _rows(a), _rows(b)
@@ -48,6 +56,47 @@ def divergence(stable: bytes, canary: bytes, measure: CompareMeasure) -> float |
     return max(
         abs(p - q) for x, y in zip(rows_a, rows_b, strict=True) for p, q in zip(x, y, strict=True)
     )
+
+
+def _last_line(body: bytes) -> bytes:
+    """The whole answer of a streamed (JSON lines) body; any other body unchanged."""
+    stripped = body.strip()
+    if b"\n" not in stripped:
+        return body
+    return stripped.rsplit(b"\n", 1)[1]
+
+
+def _texts(answer: Any) -> list[str]:
+    """The generated text per prompt: native ``{"generated_text"}`` (or a list of them) or an
+    OIP answer's BYTES ``text_output``."""
+    if isinstance(answer, dict) and isinstance(answer.get("outputs"), list):
+        by_name = {o.get("name"): o for o in answer["outputs"] if isinstance(o, dict)}
+        data = (by_name.get("text_output") or {}).get("data")
+        if isinstance(data, list) and all(isinstance(t, str) for t in data):
+            return list(data)
+        raise Mismatch("no text_output tensor")
+    answers = answer if isinstance(answer, list) else [answer]
+    texts = [a.get("generated_text") if isinstance(a, dict) else None for a in answers]
+    if not texts or not all(isinstance(t, str) for t in texts):
+        raise Mismatch("not a text-generation answer")
+    return [str(t) for t in texts]
+
+
+def _common_prefix(a: list[str], b: list[str]) -> float:
+    if len(a) != len(b):
+        raise Mismatch(f"{len(a)} answers vs {len(b)}")
+    shares = []
+    for x, y in zip(a, b, strict=True):
+        wx, wy = x.split(), y.split()
+        longest = max(len(wx), len(wy))
+        shares.append(1.0 if longest == 0 else _shared(wx, wy) / longest)
+    return min(shares)
+
+
+def _shared(a: list[str], b: list[str]) -> int:
+    """How many words ``a`` and ``b`` share from the start."""
+    n = min(len(a), len(b))
+    return next((i for i in range(n) if a[i] != b[i]), n)
 
 
 def _rows(answer: Any) -> Rows:

@@ -30,9 +30,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
-CompareMeasure = Literal["cosine", "max_abs", "top1"]
+CompareMeasure = Literal["cosine", "max_abs", "top1", "tokens"]
 # Which direction is healthy for each measure: similarity must stay high, difference low.
-HIGHER_IS_BETTER: dict[str, bool] = {"cosine": True, "top1": True, "max_abs": False}
+HIGHER_IS_BETTER: dict[str, bool] = {
+    "cosine": True,
+    "top1": True,
+    "tokens": True,
+    "max_abs": False,
+}
 Query = Annotated[str, Field(min_length=1, max_length=4096)]
 
 
@@ -75,7 +80,7 @@ class DivergenceCheck(_Frozen):
     @model_validator(mode="after")
     def _one_bound(self) -> DivergenceCheck:
         if (self.min is None) == (self.max is None):
-            raise ValueError("set exactly one of `min` (cosine, top1) or `max` (max_abs)")
+            raise ValueError("set exactly one of `min` (cosine, top1, tokens) or `max` (max_abs)")
         return self
 
 

@@ -16,6 +16,7 @@ import grpc
 
 from gateway.backends import Payload
 from gateway.dataplane import DataPlane, Outcome
+from gateway.errors import BadRequest
 from gateway.grpc import common, status, tensors
 from gateway.grpc.stubs import grpc_predict_v2_pb2 as pb
 
@@ -80,7 +81,13 @@ class OipService:
         version = request.model_version or None
         with self.dataplane.inference(request.model_name, "grpc") as call:
             call.check_input_names(version, [t.name for t in request.inputs])
-            body = json.dumps(tensors.request_json(request), separators=(",", ":")).encode()
+            obj = tensors.request_json(request)
+            if obj.get("parameters", {}).get("stream") is True:
+                raise BadRequest(
+                    "OIP gRPC answers in one piece: stream over REST "
+                    "(POST /v2/models/{model}/generate_stream) or TorchServe's StreamPredictions"
+                )
+            body = json.dumps(obj, separators=(",", ":")).encode()
             facts = call.facts(md, md.cookies, version)
             payload = Payload(body, "application/json")
             out = await call.infer(payload, facts, common.deadline(context))

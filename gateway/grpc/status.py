@@ -25,6 +25,7 @@ import grpc
 from gateway.backends import BackendResponse
 from gateway.errors import BadRequest, GatewayError
 from gateway.grpc.common import Metadata, answer_metadata
+from gateway.streams import Piece
 
 log = logging.getLogger(__name__)
 CODES = {
@@ -57,6 +58,14 @@ def refusal(resp: BackendResponse, variant: str) -> GatewayError:
         message = str(body.get("message") or body.get("error") or message)
     exc = BadRequest(message) if resp.status == 400 else GatewayError(message)
     exc.status = resp.status if resp.status >= 400 else 502
+    exc.variant = variant
+    return exc
+
+
+def failed_piece(piece: Piece, variant: str) -> GatewayError:
+    """A worker's error line in the middle of a streamed answer, as its error."""
+    exc = GatewayError(piece.message or "inference failed")
+    exc.status = piece.status
     exc.variant = variant
     return exc
 

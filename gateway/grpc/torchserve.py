@@ -7,10 +7,16 @@ from TorchServe's own gRPC port); several are sent as ``multipart/form-data`` fi
 TorchServe's HTTP API turns into the same named parameters. The answer's bytes come back
 unchanged in ``prediction``; a worker's error status becomes the matching gRPC code.
 
-``StreamPredictions`` answers with one message per request (our handlers do not stream
-intermediate results). ``StreamPredictions2`` answers each request of the stream in order,
-echoing ``sequence_id``; the stream is routed once, on its first request, and stays on that
-variant; a failed request is reported in that response's ``status`` and the stream goes on.
+``StreamPredictions`` relays the answer as it comes (``DataPlane``'s ``stream``, as for REST
+Server-Sent Events): a streaming handler's pieces (``{"token": "..."}`` lines, then the whole
+answer, one JSON line per message, without its newline) each in their own message as the
+worker sends them; any other answer in one message, as ``Predictions`` gives it. A refusal
+before the first message, or an error after it, ends the call with its code. A client that
+cancels stops the generation upstream (``gateway.relay``).
+
+``StreamPredictions2`` answers each request of the stream in order, echoing ``sequence_id``;
+the stream is routed once, on its first request, and stays on that variant; a failed request
+is reported in that response's ``status`` and the stream goes on.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from gateway.errors import BadRequest, GatewayError
 from gateway.grpc import common, status
 from gateway.grpc.stubs import inference_pb2 as pb
 from gateway.routing import RequestFacts
+from gateway.streams import Kind
 
 _PART_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -64,7 +71,32 @@ class TorchServeService:
         request: pb.PredictionsRequest,
         context: grpc.aio.ServicerContext[pb.PredictionsRequest, pb.PredictionResponse],
     ) -> AsyncIterator[pb.PredictionResponse]:
-        yield await self.Predictions(request, context)
+        md = common.Metadata(context)
+        with self.dataplane.inference(request.model_name, "grpc") as call:
+            payload = self._payload(request, stream=True)
+            facts = call.facts(md, md.cookies, request.model_version or None)
+            async with call.stream(payload, facts, common.deadline(context)) as stream:
+                variant = stream.variant.name
+                if stream.refusal is not None:
+                    raise status.refusal(stream.refusal, variant)
+                await context.send_initial_metadata(
+                    common.answer_metadata(md.request_id(), variant)
+                )
+                async for piece in stream.pieces:
+                    if piece.kind is Kind.ERROR:
+                        raise status.failed_piece(piece, variant)
+                    yield pb.PredictionResponse(prediction=piece.body)
+
+    def _payload(self, request: pb.PredictionsRequest, *, stream: bool = False) -> Payload:
+        payload = payload_of(request.input)
+        for value in request.input.values():
+            body = bytes(value)
+            bodies.check_predictions_body(body, "raw", self.limits)
+            if not stream and bodies.streamed_body(body, "raw", False, self.limits) is not None:
+                # TorchServe's unary gRPC answer carries only the first piece of a stream and
+                # its worker was seen stuck after it: a stream has one way in here.
+                raise BadRequest('"stream": true needs StreamPredictions')
+        return payload
 
     @status.rpc
     async def StreamPredictions2(
@@ -99,9 +131,7 @@ class TorchServeService:
     ) -> Outcome:
         """Route and forward one request; a worker's refusal is raised as a ``GatewayError``."""
         with self.dataplane.inference(request.model_name, "grpc") as call:
-            payload = payload_of(request.input)
-            for value in request.input.values():
-                bodies.check_predictions_body(bytes(value), "raw", self.limits)
+            payload = self._payload(request)
             if facts is None:
                 facts = call.facts(md, md.cookies, request.model_version or None)
             out = await call.infer(payload, facts, common.deadline(context))

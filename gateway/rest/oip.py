@@ -7,24 +7,35 @@ and are checked for shape (a JSON object whose ``inputs`` are tensor objects nam
 model's metadata names them) and forwarded unchanged, since the TorchServe handler speaks OIP
 itself. The answer's ``model_name``/``model_version`` are rewritten to the public route name
 and variant version. Every error is ``{"error": "..."}``.
+
+Streaming (``gateway.rest.sse``): ``POST .../generate_stream`` (the path of Triton's generate
+extension) takes the same body as ``infer`` and answers Server-Sent Events; so does ``infer``
+itself when the request's ``parameters.stream`` is true or it accepts ``text/event-stream``.
+Each piece of text is an event ``{"model_name", "model_version", "text_output": "<piece>"}``
+(Triton's generate_stream shape), the last one the whole OIP infer response; an error after
+the stream began is a last ``event: error`` with ``{"error": "..."}``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from gateway import bodies
 from gateway.backends import BackendResponse, Payload, TensorSpec
 from gateway.config import Variant
+from gateway.dataplane import DataPlane
 from gateway.errors import BadRequest, GatewayError, PayloadTooLarge
-from gateway.rest import binary
+from gateway.rest import binary, sse
 from gateway.rest.common import dataplane_of, headers, read_body, request_id
+from gateway.streams import Piece
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v2")
@@ -86,6 +97,16 @@ async def model_ready(request: Request, model: str, version: str | None = None) 
 @router.post("/models/{model}/infer")
 @router.post("/models/{model}/versions/{version}/infer")
 async def infer(request: Request, model: str, version: str | None = None) -> Response:
+    return await _infer(request, model, version, stream=False)
+
+
+@router.post("/models/{model}/generate_stream")
+@router.post("/models/{model}/versions/{version}/generate_stream")
+async def generate_stream(request: Request, model: str, version: str | None = None) -> Response:
+    return await _infer(request, model, version, stream=True)
+
+
+async def _infer(request: Request, model: str, version: str | None, *, stream: bool) -> Response:
     dataplane = dataplane_of(request)
     settings = dataplane.settings
     rid = request_id(request)
@@ -105,6 +126,12 @@ async def infer(request: Request, model: str, version: str | None = None) -> Res
             request_id_in_body = _check_infer_body(obj)
             call.check_input_names(version, [t["name"] for t in obj["inputs"]])
             default, named = binary.wanted(obj)
+            if stream or _stream_asked(obj, request.headers.get("accept")):
+                binary.strip_params(obj)  # a stream's answer is events, never binary
+                streamed = _with_stream_flag(obj)
+                return _EventStream(
+                    dataplane, request, model=model, version=version, obj=streamed, rid=rid
+                )
             if raw is not None or default or named:
                 body = _reencoded(obj, settings.max_body_bytes)
             facts = call.facts(request.headers, lambda: request.cookies, version)
@@ -139,6 +166,79 @@ def _reencoded(obj: dict[str, Any], limit: int) -> bytes:
             f"past the limit of {limit}; send fewer or smaller tensors"
         )
     return body
+
+
+def _stream_asked(obj: dict[str, Any], accept: str | None) -> bool:
+    params = obj.get("parameters")
+    flag = params.get("stream") if isinstance(params, dict) else None
+    return flag is True or (flag is None and sse.wants_events(accept))
+
+
+def _with_stream_flag(obj: dict[str, Any]) -> dict[str, Any]:
+    params = obj.get("parameters")
+    return {**obj, "parameters": {**(params if isinstance(params, dict) else {}), "stream": True}}
+
+
+class _EventStream(Response):
+    """The streamed answer, run when Starlette sends the response: routing, forwarding and
+    relaying happen here, with an error before the stream began still a JSON error."""
+
+    def __init__(
+        self,
+        dataplane: DataPlane,
+        request: Request,
+        *,
+        model: str,
+        version: str | None,
+        obj: dict[str, Any],
+        rid: str,
+    ) -> None:
+        super().__init__()
+        self.dataplane, self.model, self.version, self.obj = dataplane, model, version, obj
+        self.request_headers: Mapping[str, str] = request.headers
+        self.cookies = request.cookies
+        self.rid = rid
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        payload = Payload(json.dumps(self.obj).encode(), "application/json")
+        try:
+            with self.dataplane.inference(self.model, "rest") as call:
+                facts = call.facts(self.request_headers, lambda: self.cookies, self.version)
+                async with call.stream(payload, facts) as stream:
+                    variant = stream.variant
+                    if stream.refusal is not None:
+                        answer, status = _answer(stream.refusal, self.model, variant, None)
+                        refused = JSONResponse(
+                            answer, status_code=status, headers=headers(self.rid, variant.name)
+                        )
+                        await refused(scope, receive, send)
+                        return
+                    events = _Events(self.model, variant, self.obj.get("id"))
+                    head = sse.head(self.rid, variant.name)
+                    await sse.relay(send, receive, stream.pieces, events, head)
+        except GatewayError as exc:
+            await oip_error(exc, self.rid)(scope, receive, send)
+
+
+class _Events:
+    def __init__(self, model: str, variant: Variant, rid_in_body: Any) -> None:
+        self.model, self.variant, self.rid_in_body = model, variant, rid_in_body
+
+    def token(self, piece: Piece) -> bytes:
+        body = {
+            "model_name": self.model,
+            "model_version": self.variant.version,
+            "text_output": piece.text,
+        }
+        return sse.event(json.dumps(body).encode())
+
+    def answer(self, piece: Piece) -> bytes:
+        resp = BackendResponse(200, piece.body, "application/json")
+        answer, _ = _answer(resp, self.model, self.variant, self.rid_in_body)
+        return sse.event(json.dumps(answer).encode(), "error" if "error" in answer else None)
+
+    def error(self, status: int, message: str) -> bytes:
+        return sse.event(json.dumps({"error": message}).encode(), "error")
 
 
 def _tensor(t: TensorSpec) -> dict[str, Any]:

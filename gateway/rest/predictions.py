@@ -12,6 +12,12 @@ stack or Request/Response objects per call, and the body is forwarded as the byt
 ``make bench-gateway`` measured those layers at about a third of the gateway's CPU per request.
 Every other path (``/ping``, OIP v2, unknown paths) falls through to the FastAPI app. As in
 TorchServe, trailing slashes are ignored (``/predictions/mlp/`` is ``/predictions/mlp``).
+
+Streaming: a JSON body with ``"stream": true`` (or ``Accept: text/event-stream``, which sets it)
+is answered as Server-Sent Events (``gateway.rest.sse``): ``data: {"token": "..."}`` per piece
+of text as the worker produces it, then ``data: <the whole answer>``, then the end. A refusal
+before the stream began is TorchServe's JSON error as for any request; an error after it began
+is a last ``event: error`` with ``data: {"code", "type", "message"}``.
 """
 
 from __future__ import annotations
@@ -27,9 +33,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import bodies
 from gateway.backends import Payload
-from gateway.dataplane import DataPlane
+from gateway.dataplane import DataPlane, Inference
 from gateway.errors import GatewayError
+from gateway.rest import sse
 from gateway.rest.common import REQUEST_ID, dataplane_of, read_asgi_body, sane_request_id
+from gateway.routing import RequestFacts
+from gateway.streams import Piece
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -78,6 +87,12 @@ class PredictionsAPI:
                 facts = call.facts(
                     headers, lambda: cookie_parser(headers.get("cookie", "")), version
                 )
+                events = sse.wants_events(headers.get("accept"))
+                streamed = bodies.streamed_body(body, kind, events, self.limits)
+                if streamed is not None:
+                    payload = Payload(streamed, "application/json")
+                    await _stream(call, payload, facts, receive=receive, send=send, rid=rid)
+                    return
                 out = await call.infer(Payload(body, content_type), facts)
         except GatewayError as exc:
             await _send_error(send, exc, rid)
@@ -97,6 +112,51 @@ class PredictionsAPI:
             rid=rid,
             variant=out.variant.name,
         )
+
+
+async def _stream(
+    call: Inference,
+    payload: Payload,
+    facts: RequestFacts,
+    *,
+    receive: Receive,
+    send: Send,
+    rid: str,
+) -> None:
+    async with call.stream(payload, facts) as stream:
+        variant = stream.variant.name
+        if stream.refusal is not None:  # as a unary answer: TorchServe's error, unchanged
+            resp = stream.refusal
+            await _send(
+                send,
+                resp.status,
+                resp.body,
+                content_type=resp.content_type,
+                rid=rid,
+                variant=variant,
+            )
+            return
+        await sse.relay(send, receive, stream.pieces, EVENTS, sse.head(rid, variant))
+
+
+class _Events:
+    """``/predictions``' events: the worker's own lines, TorchServe's error shape."""
+
+    def token(self, piece: Piece) -> bytes:
+        return sse.event(piece.body)
+
+    def answer(self, piece: Piece) -> bytes:
+        return sse.event(piece.body)
+
+    def error(self, status: int, message: str) -> bytes:
+        kind = "ServiceUnavailableException" if status == 503 else "InternalServerException"
+        if 400 <= status < 500:
+            kind = "BadRequestException"
+        body = {"code": status, "type": kind, "message": message}
+        return sse.event(json.dumps(body).encode(), "error")
+
+
+EVENTS = _Events()
 
 
 async def _send_error(send: Send, exc: GatewayError, rid: str) -> None:

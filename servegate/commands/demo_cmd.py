@@ -180,7 +180,10 @@ def _ensure_archives(store: Path) -> int:
 
 def _start_torchserve(args: argparse.Namespace) -> int:
     archives = _archives_to_load(args.config)
-    server = TorchServe(TorchServeSettings(store=args.store, workdir=args.workdir, models=archives))
+    settings = TorchServeSettings(
+        store=args.store, workdir=args.workdir, models=archives, cancel_dir=home.cancel_dir()
+    )
+    server = TorchServe(settings)
     if server.pid() is not None:
         log.info("TorchServe from %s is already running; restarting it", args.workdir)
         server.stop()

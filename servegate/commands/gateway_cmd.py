@@ -70,6 +70,13 @@ def register(sub: Any) -> None:
             default=token_file(),
             help="admin token file (SERVEGATE_GATEWAY_ADMIN_TOKEN wins; default: %(default)s)",
         )
+        p.add_argument(
+            "--cancel-dir",
+            type=Path,
+            default=home.cancel_dir(),
+            help="where to leave the marker that stops a generation whose streaming client "
+            "left: TorchServe's --cancel-dir, the same directory (default: %(default)s)",
+        )
         if action == "run":
             restart_args(p)
         runs = {"run": run_gateway, "start": start_gateway, "restart": restart_gateway}
@@ -96,6 +103,15 @@ def restart_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="take the listening sockets of the gateway on --control-socket, then make it drain",
     )
+
+
+def _cancel_dir(path: Path | None) -> Path | None:
+    """The directory, made if missing; SERVEGATE_GATEWAY_CANCEL_DIR wins (compose sets it)."""
+    if os.environ.get("SERVEGATE_GATEWAY_CANCEL_DIR") or path is None:
+        return None  # the settings read the environment themselves
+    path = path.resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def token_file() -> Path:
@@ -140,6 +156,7 @@ def run_gateway(args: argparse.Namespace) -> int:
         workers=args.workers,
         pid_file=args.pid_file,
         control_socket=args.control_socket,
+        cancel_dir=_cancel_dir(args.cancel_dir),
     )
     with _metrics_dir(settings.workers):
         # Imported only now: prometheus_client picks its multi-process mode at import time.
@@ -212,7 +229,8 @@ def _launch(args: argparse.Namespace, *, take_over: bool) -> int:
         str(state / "gateway.sock"),
         *(["--take-over"] if take_over else []),
     ]
-    for flag in ("host", "port", "admin_host", "admin_port", "grpc_host", "grpc_port", "workers"):
+    flags = ("host", "port", "admin_host", "admin_port", "grpc_host", "grpc_port", "workers")
+    for flag in (*flags, "cancel_dir"):
         value = getattr(args, flag, None)  # callers such as `servegate demo` may set only some
         if value is not None:
             argv += [f"--{flag.replace('_', '-')}", str(value)]

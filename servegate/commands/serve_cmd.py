@@ -88,6 +88,13 @@ def register(sub: Any) -> None:
         "(`servegate rollout`); it is always off without token authorization",
     )
     serve.add_argument(
+        "--cancel-dir",
+        type=Path,
+        default=home.cancel_dir(),
+        help="where the gateway leaves a streaming client's cancel marker for the generation "
+        "workers: the gateway's --cancel-dir, the same directory (default: %(default)s)",
+    )
+    serve.add_argument(
         "--foreground",
         action="store_true",
         help="stay attached until TorchServe exits; SIGTERM stops it (container entry point)",
@@ -122,6 +129,7 @@ def settings_from(args: argparse.Namespace) -> TorchServeSettings:
         token_expiration_min=args.token_expiration_min,
         token_auth=args.token_auth,
         model_api=args.model_api,
+        cancel_dir=args.cancel_dir.resolve(),
     )
 
 

@@ -29,6 +29,8 @@ from servegate.torchserve.keys import KeyFile
 from servegate.torchserve.registry import STATE_FILE
 from servegate.torchserve.settings import TorchServeSettings
 
+# handlers/generation/cancel.py reads it (the gateway writes there: its cancel_dir).
+CANCEL_DIR_ENV = "SERVEGATE_CANCEL_DIR"
 log = logging.getLogger("servegate.serve")
 
 PID_FILE = ".model_server.pid"
@@ -72,7 +74,7 @@ class TorchServe:
         if s.logdir.exists():
             shutil.rmtree(previous, ignore_errors=True)
             s.logdir.rename(previous)
-        for d in (s.workdir, s.tmpdir, s.logdir):
+        for d in (s.workdir, s.tmpdir, s.logdir, *([s.cancel_dir] if s.cancel_dir else [])):
             d.mkdir(parents=True, exist_ok=True)
         try:
             pins.stage(s.store, archives, s.pin_file, s.staged_store)
@@ -190,6 +192,8 @@ class TorchServe:
             METRICS_LOCATION=str(self.settings.logdir.resolve()),
         )
         env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+        if self.settings.cancel_dir is not None:
+            env[CANCEL_DIR_ENV] = str(self.settings.cancel_dir.resolve())
         return env
 
     def served(self, name: str) -> ServedAs:

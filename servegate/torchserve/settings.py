@@ -59,6 +59,9 @@ class TorchServeSettings(BaseModel):
     token_expiration_min: int = Field(default=60, ge=1)
     ready_timeout_s: float = Field(default=300.0, gt=0)
     max_request_size: int = Field(default=16 * 1024 * 1024, ge=1024)
+    # Given to the workers as SERVEGATE_CANCEL_DIR: where the gateway leaves a marker when a
+    # streaming client leaves (the gateway's cancel_dir, the same directory). None: off.
+    cancel_dir: Path | None = None
 
     @property
     def model_api_on(self) -> bool:

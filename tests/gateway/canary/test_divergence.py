@@ -55,3 +55,37 @@ def test_other_shapes_are_a_mismatch_not_a_pass() -> None:
 
 def test_an_error_answer_is_not_compared() -> None:
     assert divergence(b"<html>oops", native([[1.0]]), "cosine") is None
+
+
+def generated(*texts: str) -> bytes:
+    answers = [{"generated_text": t, "details": {"finish_reason": "length"}} for t in texts]
+    return json.dumps(answers[0] if len(answers) == 1 else answers).encode()
+
+
+def text_oip(*texts: str) -> bytes:
+    tensor = {"name": "text_output", "datatype": "BYTES", "shape": [len(texts)], "data": texts}
+    return json.dumps({"model_name": "m", "outputs": [tensor]}).encode()
+
+
+def test_tokens_is_the_shared_greedy_prefix_of_the_generated_words() -> None:
+    assert divergence(generated("a b c d"), generated("a b c d"), "tokens") == 1.0
+    # Diverged at the third word: what follows is conditioned on other text, so 2 of 4.
+    assert divergence(generated("a b c d"), generated("a b x d"), "tokens") == 0.5
+    # A shorter answer shares its words out of the longer one's count.
+    assert divergence(generated("a b c d"), generated("a b"), "tokens") == 0.5
+    assert divergence(generated(""), generated(""), "tokens") == 1.0
+    # Several prompts: the worst; OIP's text_output alike.
+    assert divergence(generated("a b", "c d"), generated("a b", "x d"), "tokens") == 0.0
+    assert divergence(text_oip("a b", "c"), text_oip("a b", "c"), "tokens") == 1.0
+
+
+def test_tokens_reads_a_streamed_body_from_its_last_line() -> None:
+    streamed = b'{"token":"a "}\n{"token":"b"}\n' + generated("a b") + b"\n"
+    assert divergence(generated("a b"), streamed, "tokens") == 1.0
+
+
+def test_tokens_of_other_answers_is_a_mismatch() -> None:
+    with pytest.raises(Mismatch):
+        divergence(generated("a"), native([[1.0]]), "tokens")
+    with pytest.raises(Mismatch):
+        divergence(generated("a", "b"), generated("a"), "tokens")

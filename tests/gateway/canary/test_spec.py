@@ -90,3 +90,12 @@ def test_outlier_ejection_is_validated() -> None:
     data = config(GOOD, outlier_ejection={"consecutive_failures": 0})
     with pytest.raises(ConfigError, match="consecutive_failures"):
         validate_config(data)
+
+
+def test_a_generation_canary_is_judged_by_shared_greedy_tokens() -> None:
+    checks = {"divergence": {"min": 0.99}}
+    shadow = {"variant": "canary", "percent": 100, "compare": "tokens"}
+    route = validate_config(config({**GOOD, "checks": checks}, shadow=shadow)).routes["m"]
+    assert route.shadow is not None and route.shadow.compare == "tokens"
+    with pytest.raises(ConfigError, match="needs `min`"):
+        validate_config(config({**GOOD, "checks": {"divergence": {"max": 0.1}}}, shadow=shadow))
