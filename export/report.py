@@ -28,7 +28,12 @@ class FormatReport(BaseModel):
 
     parity_ok: bool = False
     max_abs_err: float | None = None
-    min_cosine: float | None = None  # quantised formats: their parity measure
+    min_cosine: float | None = None  # quantised and reduced-precision formats: their parity
+    precision: str = "fp32"  # the numbers the format computes in (--precision)
+    # compile: torch.compile of every served batch size in a fresh process, cold and then
+    # from the Inductor cache artifacts the archive carries (what a worker's start costs).
+    compile_cold_s: float | None = None
+    compile_warm_s: float | None = None
     library_max_abs_err: float | None = None  # against the model's own library (BYOM)
     latency_ms: dict[str, float] = Field(default_factory=dict)
     bytes: int = 0
