@@ -77,6 +77,7 @@ class ExportRequest:
 
 
 def run_export(request: ExportRequest) -> ExportReport:
+    _check_precision(request)
     if is_generation(request.model, request.source.task):
         return run_generation_export(
             request.model,
@@ -92,7 +93,6 @@ def run_export(request: ExportRequest) -> ExportReport:
             f"{', '.join(eager_only)} serve causal LMs (task text_generation) only; "
             f"this model exports to {', '.join(DEFAULT_FORMATS)} or onnx_int8"
         )
-    _check_precision(request)
     spec = resolve(request.model, request.source)
     if request.serving_overrides:
         serving = {**spec.serving.model_dump(), **request.serving_overrides}
@@ -110,6 +110,8 @@ def _check_precision(request: ExportRequest) -> None:
     """Refuse, before any work, a precision that a requested format cannot compute in."""
     if request.precision == "fp32":
         return
+    if is_generation(request.model, request.source.task):
+        raise ExportError("a causal LM takes its precision from --dtype, not --precision")
     fixed = [f for f in request.formats if f not in PRECISION_FORMATS]
     if fixed:
         raise ExportError(

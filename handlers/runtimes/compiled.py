@@ -55,7 +55,11 @@ def load_cache(path: Path, settings: CompileSettings, device: torch.device) -> b
         log.warning("the Inductor cache could not be read (%s): compiling cold", exc)
         return False
     if info is None:
-        log.warning("the Inductor cache %s holds nothing: compiling cold", path.name)
+        log.warning(
+            "the Inductor cache %s could not be read (torch found it corrupt or empty): "
+            "compiling cold",
+            path.name,
+        )
         return False
     log.info("Inductor cache loaded: %d compiled graph(s)", len(info.inductor_artifacts))
     return True
