@@ -126,6 +126,17 @@ class ExportReport(BaseModel):
             )
             lines.append(f"served answers against {self.library}: max abs error {errs or '-'}")
         lines.extend(
+            f"{fmt}: computes in {r.precision}, min cosine {r.min_cosine:.4f} to fp32 eager"
+            for fmt, r in self.formats.items()
+            if r.parity_ok and r.precision != "fp32" and r.min_cosine is not None
+        )
+        lines.extend(
+            f"{fmt}: torch.compile of every served shape in a fresh process "
+            f"{r.compile_cold_s:.1f} s cold, {r.compile_warm_s:.1f} s from the archive's cache"
+            for fmt, r in self.formats.items()
+            if r.parity_ok and r.compile_cold_s is not None and r.compile_warm_s is not None
+        )
+        lines.extend(
             f"{fmt}: greedy tokens equal transformers' generate; first token "
             f"{r.first_token_ms:.1f} ms, {r.tokens_per_s:.1f} tokens/s (one prompt)"
             for fmt, r in self.formats.items()
