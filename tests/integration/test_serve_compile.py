@@ -31,3 +31,13 @@ def test_compile_answers_like_eager(compile_served: TorchServeClient, n: int) ->
     with torch.inference_mode():
         expected = mlp.build(None)(torch.tensor(inputs))
     torch.testing.assert_close(torch.tensor(resp.json()["outputs"]), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_the_worker_started_from_the_archives_cache(compile_served: TorchServeClient) -> None:
+    """The worker's Inductor cache directory is under TorchServe's own TMPDIR, empty at start:
+    what it found there came from the archive."""
+    logs = compile_served.settings.logdir / "model_log.log"
+    text = logs.read_text()
+    assert "Inductor cache loaded: 2 compiled graph(s)" in text
+    assert "Inductor cache hit" in text
+    assert "missed the Inductor cache" not in text
