@@ -20,6 +20,9 @@ TASK ?=
 HUB_KWARGS ?=
 TRUST_PICKLE ?=
 NAME ?=
+# The numbers the archives compute in: fp32 (default), bf16 or fp16 (GPU), for the formats
+# that take it (FORMATS=compile; docs/export.md).
+PRECISION ?=
 # The archives' version (default 1.0): VERSION=2.0 writes NAME_<format>.v2.0.mar beside 1.0's.
 VERSION ?=
 # The extra a model source needs, installed on first use (export time only).
@@ -35,6 +38,7 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 	@echo "  variables: MODEL=$(MODEL) FORMATS=$(FORMATS) OUT=$(OUT) STORE=$(STORE) WEIGHTS="
 	@echo "             CKPT= ALLOW_GLOBALS= INIT_KWARGS= TASK= HUB_KWARGS= TRUST_PICKLE= NAME= VERSION="
+	@echo "             PRECISION= (fp32|bf16|fp16, FORMATS=compile)"
 	@echo "             TORCH_INDEX=$(TORCH_INDEX) (e.g. https://download.pytorch.org/whl/cpu)"
 
 install: $(VENV)/.installed $(STUBS) ## create .venv with the runtime, generate gRPC stubs (quick when done)
@@ -70,7 +74,8 @@ export: install $(if $(SOURCE_EXTRA),$(VENV)/.installed-$(SOURCE_EXTRA)) $(if $(
 	  $(if $(CKPT),--ckpt $(CKPT)) $(foreach g,$(ALLOW_GLOBALS),--allow-global $(g)) \
 	  $(if $(INIT_KWARGS),--init-kwargs '$(INIT_KWARGS)') $(if $(TASK),--task $(TASK)) \
 	  $(if $(HUB_KWARGS),--hub-kwargs '$(HUB_KWARGS)') $(if $(TRUST_PICKLE),--trust-pickle) \
-	  $(if $(NAME),--name $(NAME)) $(if $(VERSION),--version $(VERSION))
+	  $(if $(NAME),--name $(NAME)) $(if $(VERSION),--version $(VERSION)) \
+	  $(if $(PRECISION),--precision $(PRECISION))
 
 $(VENV)/.installed-hf $(VENV)/.installed-lightning $(VENV)/.installed-fastai: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[$(subst $(VENV)/.installed-,,$@)]'

@@ -32,6 +32,7 @@ from handlers.manifest import (
     MANIFEST_NAME,
     Format,
     Manifest,
+    Precision,
     Task,
     TensorInfo,
     archive_file_name,
@@ -58,6 +59,8 @@ def build_archive(
     out: Path,
     *,
     version: str = DEFAULT_VERSION,
+    precision: Precision = "fp32",
+    min_cosine: float | None = None,
 ) -> Path:
     """Package, seal and pin OUT/NAME_<fmt>.mar (``NAME_<fmt>.v<version>.mar`` for a version
     other than 1.0); return its path."""
@@ -75,6 +78,8 @@ def build_archive(
         inputs=tuple(tensor_info(t) for t in spec.inputs),
         outputs=tuple(tensor_info(t) for t in spec.outputs),
         model_config=_model_config(spec),
+        precision=precision,
+        min_cosine=min_cosine,
     )
     return assemble(contents, fmt, [artifacts[0], *extras], stage, out, version=version)
 
@@ -89,6 +94,8 @@ class Contents:
     inputs: tuple[TensorInfo, ...]
     outputs: tuple[TensorInfo, ...]
     model_config: dict[str, Any]  # TorchServe's model-config.yaml
+    precision: Precision = "fp32"
+    min_cosine: float | None = None  # to fp32 eager, where the format's numbers differ by design
 
 
 def assemble(
@@ -135,6 +142,8 @@ def assemble(
         task_config=contents.task_config,
         inputs=contents.inputs,
         outputs=contents.outputs,
+        precision=contents.precision,
+        min_cosine=contents.min_cosine,
     )
     manifest.write(laid)
     mar = zip_archive(laid, out / archive_file_name(name, version))

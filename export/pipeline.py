@@ -20,8 +20,16 @@ from pydantic import ValidationError
 from export.declared import run_user_code, verify_declared
 from export.errors import ExportError, FormatFailed, SpecMismatch
 from export.exporters import get_exporter
+from export.exporters.compile import read_load_times
 from export.failure import strip_ansi, summary
-from export.formats import DEFAULT_FORMATS, FORMATS, GENERATION, QUANTIZED, Format
+from export.formats import (
+    DEFAULT_FORMATS,
+    FORMATS,
+    GENERATION,
+    PRECISION_FORMATS,
+    QUANTIZED,
+    Format,
+)
 from export.generation.options import GenerationOptions
 from export.generation.pipeline import is_generation, run_generation_export
 from export.library_parity import LibraryCheck
@@ -37,7 +45,7 @@ from export.sources.options import SourceOptions
 from export.spec import ModelSpec, ServingConfig
 from export.timing import TimingPlan, latency_ms
 from export.worker_inputs import check_worker_inputs
-from handlers.manifest import DEFAULT_VERSION, sha256_file
+from handlers.manifest import DEFAULT_VERSION, Precision, sha256_file
 from handlers.runtimes import load_runtime
 from handlers.runtimes.eager import EagerRuntime
 from servegate import pins
@@ -63,9 +71,13 @@ class ExportRequest:
     version: str = DEFAULT_VERSION
     # A causal LM's limits and placement (export.generation).
     generation: GenerationOptions = field(default_factory=GenerationOptions)
+    # The numbers the formats compute in; other than fp32 only for PRECISION_FORMATS, verified
+    # by cosine similarity to fp32 eager (as onnx_int8 is).
+    precision: Precision = "fp32"
 
 
 def run_export(request: ExportRequest) -> ExportReport:
+    _check_precision(request)
     if is_generation(request.model, request.source.task):
         return run_generation_export(
             request.model,
@@ -92,6 +104,26 @@ def run_export(request: ExportRequest) -> ExportReport:
     work.mkdir(parents=True, exist_ok=True)
     with _exclusive(work), _full_fp32():
         return _run_locked(request, spec, work)
+
+
+def _check_precision(request: ExportRequest) -> None:
+    """Refuse, before any work, a precision that a requested format cannot compute in."""
+    if request.precision == "fp32":
+        return
+    if is_generation(request.model, request.source.task):
+        raise ExportError("a causal LM takes its precision from --dtype, not --precision")
+    fixed = [f for f in request.formats if f not in PRECISION_FORMATS]
+    if fixed:
+        raise ExportError(
+            f"precision {request.precision} applies to {', '.join(sorted(PRECISION_FORMATS))} "
+            f"only; {', '.join(fixed)} compute(s) in fp32: export those without --precision "
+            f"(PRECISION=), or ask for --formats {','.join(sorted(PRECISION_FORMATS))}"
+        )
+    if request.precision == "fp16" and not request.device.startswith("cuda"):
+        raise ExportError(
+            "precision fp16 is for GPUs (--device cuda): on a CPU many operators have no fp16 "
+            "kernel or run slower than fp32; use bf16 on a CPU"
+        )
 
 
 @contextmanager
@@ -177,13 +209,16 @@ def _export_format(
     example = tuple(t.to(request.device) for t in seeded_example(spec, spec.sizes()))
     started = time.perf_counter()
     with _stage(fmt, "export", fmt_dir), step(f"[{spec.name}] {fmt}: exporting"):
-        artifacts = get_exporter(fmt).export(module, spec, example, artifact_dir)
+        exporter = get_exporter(fmt, request.precision)
+        artifacts = exporter.export(module, spec, example, artifact_dir)
     export_s = time.perf_counter() - started
+    precision: Precision = request.precision if fmt in PRECISION_FORMATS else "fp32"
     with _stage(fmt, "reload", fmt_dir), step(f"[{spec.name}] {fmt}: reloading"):
-        probe(fmt, artifacts[0], request.device, example)
+        if fmt != "compile":  # its exporter loaded it in fresh processes already
+            probe(fmt, artifacts[0], request.device, example)
         runtime = load_runtime(fmt, artifacts[0], torch.device(request.device))
     with _stage(fmt, "parity", fmt_dir), step(f"[{spec.name}] {fmt}: parity against eager"):
-        if fmt in QUANTIZED:
+        if fmt in QUANTIZED or precision != "fp32":
             parity = reference.check_cosine(runtime, spec)
         else:
             parity = reference.check(runtime, spec)
@@ -203,10 +238,21 @@ def _export_format(
         latency = latency_ms(runtime, spec, request.timing)
     with _stage(fmt, "packaging", fmt_dir), step(f"[{spec.name}] {fmt}: packaging"):
         archive = build_archive(
-            spec, fmt, artifacts, fmt_dir / "archive", request.out, version=request.version
+            spec,
+            fmt,
+            artifacts,
+            fmt_dir / "archive",
+            request.out,
+            version=request.version,
+            precision=precision,
+            min_cosine=parity.min_cosine,
         )
+    cold_s, warm_s = read_load_times(fmt_dir)
     return FormatReport(
         parity_ok=True,
+        precision=precision,
+        compile_cold_s=cold_s,
+        compile_warm_s=warm_s,
         max_abs_err=parity.max_abs_err,
         min_cosine=parity.min_cosine,
         library_max_abs_err=library_err,

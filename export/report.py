@@ -28,7 +28,12 @@ class FormatReport(BaseModel):
 
     parity_ok: bool = False
     max_abs_err: float | None = None
-    min_cosine: float | None = None  # quantised formats: their parity measure
+    min_cosine: float | None = None  # quantised and reduced-precision formats: their parity
+    precision: str = "fp32"  # the numbers the format computes in (--precision)
+    # compile: torch.compile of every served batch size in a fresh process, cold and then
+    # from the Inductor cache artifacts the archive carries (what a worker's start costs).
+    compile_cold_s: float | None = None
+    compile_warm_s: float | None = None
     library_max_abs_err: float | None = None  # against the model's own library (BYOM)
     latency_ms: dict[str, float] = Field(default_factory=dict)
     bytes: int = 0
@@ -120,6 +125,17 @@ class ExportReport(BaseModel):
                 if r.library_max_abs_err is not None
             )
             lines.append(f"served answers against {self.library}: max abs error {errs or '-'}")
+        lines.extend(
+            f"{fmt}: computes in {r.precision}, min cosine {r.min_cosine:.4f} to fp32 eager"
+            for fmt, r in self.formats.items()
+            if r.parity_ok and r.precision != "fp32" and r.min_cosine is not None
+        )
+        lines.extend(
+            f"{fmt}: torch.compile of every served shape in a fresh process "
+            f"{r.compile_cold_s:.1f} s cold, {r.compile_warm_s:.1f} s from the archive's cache"
+            for fmt, r in self.formats.items()
+            if r.parity_ok and r.compile_cold_s is not None and r.compile_warm_s is not None
+        )
         lines.extend(
             f"{fmt}: greedy tokens equal transformers' generate; first token "
             f"{r.first_token_ms:.1f} ms, {r.tokens_per_s:.1f} tokens/s (one prompt)"

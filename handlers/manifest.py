@@ -28,7 +28,12 @@ MANIFEST_NAME = "servegate.json"
 # Python writes bytecode beside the handler when TorchServe imports it: the one thing in an
 # extracted archive that the export could not have hashed. Archives are sealed without it.
 BYTECODE_DIR = "__pycache__"
-Format = Literal["torchscript", "aoti", "onnx", "onnx_int8", "eager", "accelerate", "deepspeed_tp"]
+Format = Literal[
+    "torchscript", "aoti", "onnx", "onnx_int8", "compile", "eager", "accelerate", "deepspeed_tp"
+]
+# The numbers a format computes in: fp32 unless the export was asked for another
+# (handlers.runtimes.compile_settings.Precision; kept torch-free here).
+Precision = Literal["fp32", "bf16", "fp16"]
 Task = Literal[
     "text_embedding", "text_classification", "image_classification", "tensor", "text_generation"
 ]
@@ -67,6 +72,9 @@ class Manifest(BaseModel):
     task_config: dict[str, Any] = Field(default_factory=dict)
     inputs: tuple[TensorInfo, ...]
     outputs: tuple[TensorInfo, ...]
+    precision: Precision = "fp32"
+    # Cosine similarity of this format's outputs to fp32 eager at export (reduced precision).
+    min_cosine: float | None = None
 
     @field_validator("sha256")
     @classmethod

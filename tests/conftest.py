@@ -52,6 +52,7 @@ TIER_FIXTURES: dict[str, tuple[str, ...]] = {
     "torchserve": ("export", "torchserve"),
     "byom_store": ("export",),
     "byom_served": ("export", "torchserve"),
+    "compile_store": ("export",),
 }
 
 
@@ -137,6 +138,17 @@ def serving(store: Path, workdir: Path) -> Iterator[TorchServeClient]:
         yield TorchServeClient(settings, server.keys())
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def compile_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """mlp in format compile (its own store: Inductor compiles cost a minute on this CPU)."""
+    store = tmp_path_factory.mktemp("compile_store")
+    report = run_export(
+        ExportRequest(model="mlp", out=store, formats=("compile",), timing=QUICK_TIMING)
+    )
+    assert not report.failed, report.failed
+    return store
 
 
 @pytest.fixture

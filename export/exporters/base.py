@@ -12,8 +12,9 @@ from typing import Protocol
 
 import torch
 
-from export.formats import EXPORTERS, Format
+from export.formats import EXPORTERS, PRECISION_FORMATS, Format
 from export.spec import ModelSpec
+from handlers.manifest import Precision
 
 
 class Exporter(Protocol):
@@ -26,10 +27,12 @@ class Exporter(Protocol):
     ) -> list[Path]: ...
 
 
-def get_exporter(fmt: Format) -> Exporter:
-    """The exporter of ``fmt``, named in ``export.formats.EXPORTERS`` (imported on first use)."""
+def get_exporter(fmt: Format, precision: Precision = "fp32") -> Exporter:
+    """The exporter of ``fmt``, named in ``export.formats.EXPORTERS`` (imported on first use);
+    formats of ``PRECISION_FORMATS`` are told the precision to compute in."""
     module_name, cls_name = EXPORTERS[fmt].split(":")
-    exporter: Exporter = getattr(importlib.import_module(module_name), cls_name)()
+    cls = getattr(importlib.import_module(module_name), cls_name)
+    exporter: Exporter = cls(precision=precision) if fmt in PRECISION_FORMATS else cls()
     return exporter
 
 

@@ -21,6 +21,7 @@ _LOADERS = {
     "aoti": "handlers.runtimes.aoti:AOTInductorRuntime",
     "onnx": "handlers.runtimes.onnx:OnnxRuntime",
     "onnx_int8": "handlers.runtimes.onnx:OnnxRuntime",
+    "compile": "handlers.runtimes.compiled:CompiledRuntime",
 }
 
 

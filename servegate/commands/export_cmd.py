@@ -40,7 +40,7 @@ models:
   torch.hub: hub:path/to/repo:entrypoint [--hub-kwargs '{{"pretrained": true}}'] (local only)
   fast.ai: fastai:path/to/export.pkl --trust-pickle (unpickling runs the file's code)
 
-formats: {", ".join(TRACED)} ({", ".join(sorted(formats.QUANTIZED))} only on request)
+formats: {", ".join(TRACED)} ({", ".join(sorted(formats.OPT_IN))} only on request)
   causal LMs (text_generation, docs/generation.md): {", ".join(formats.GENERATION)}
 
 output:
@@ -109,6 +109,14 @@ def register(sub: Any) -> None:
         "--device",
         default="cpu",
         help="where to export and verify: cpu or cuda[:N] (default: %(default)s)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "fp16"),
+        default="fp32",
+        help="the numbers the archives compute in; bf16/fp16 only for "
+        f"{', '.join(sorted(formats.PRECISION_FORMATS))}, verified by cosine to fp32 eager; "
+        "fp16 only on a GPU (default: %(default)s)",
     )
     p.add_argument(
         "--batch-size", type=int, help="TorchServe batchSize of the archives (default: the spec's)"
@@ -288,6 +296,7 @@ def run(args: argparse.Namespace) -> int:
         serving_overrides=overrides,
         device=args.device,
         version=args.model_version,
+        precision=args.precision,
     )
     return export_and_report(request)
 

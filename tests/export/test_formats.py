@@ -6,15 +6,15 @@ import subprocess
 import sys
 from typing import get_args
 
-from export.formats import DEFAULT_FORMATS, EXPORTERS, FORMATS, GENERATION, QUANTIZED
+from export.formats import DEFAULT_FORMATS, EXPORTERS, FORMATS, GENERATION, OPT_IN, QUANTIZED
 from handlers import manifest
 
 
-def test_every_format_has_one_exporter_and_the_defaults_leave_out_the_quantized() -> None:
+def test_every_format_has_one_exporter_and_the_defaults_leave_out_the_opt_in() -> None:
     traced = tuple(f for f in FORMATS if f not in GENERATION)
     assert tuple(EXPORTERS) == traced  # causal LMs are never traced: export.generation
-    assert tuple(f for f in traced if f not in QUANTIZED) == DEFAULT_FORMATS
-    assert set(FORMATS) >= QUANTIZED
+    assert tuple(f for f in traced if f not in OPT_IN) == DEFAULT_FORMATS
+    assert set(FORMATS) >= OPT_IN >= QUANTIZED
 
 
 def test_a_worker_can_run_every_format() -> None:
