@@ -54,11 +54,12 @@ def _upstream_error(exc: BaseException, what: str) -> BaseException:
     if isinstance(exc, (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError)):
         log.warning("%s unreachable: %s", what, type(exc).__name__)
         unsent = BackendUnavailable("the model server is unavailable")
-        unsent.before_sent = True
+        unsent.before_sent = True  # no connection, so nothing of the request was sent
         return unsent
     if isinstance(exc, TimeoutError):
         return BackendTimeout("the model server did not answer in time")
     if isinstance(exc, aiohttp.ClientError):
+        # The text could quote a URL or header: name the kind only.
         log.warning("%s unreachable: %s", what, type(exc).__name__)
         return BackendUnavailable("the model server is unavailable")
     return exc
@@ -101,17 +102,8 @@ class HttpPool:
                 method, url, headers=headers, data=body or None, timeout=timeout
             ) as resp:
                 return HttpReply(resp.status, await resp.read(), resp.headers.get("Content-Type"))
-        except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as exc:
-            log.warning("%s unreachable: %s", what, type(exc).__name__)
-            unsent = BackendUnavailable("the model server is unavailable")
-            unsent.before_sent = True  # no connection, so nothing of the request was sent
-            raise unsent from None
-        except TimeoutError:
-            raise BackendTimeout("the model server did not answer in time") from None
-        except aiohttp.ClientError as exc:
-            # The text could quote a URL or header: name the kind only.
-            log.warning("%s unreachable: %s", what, type(exc).__name__)
-            raise BackendUnavailable("the model server is unavailable") from None
+        except Exception as exc:
+            raise _upstream_error(exc, what) from None
 
     @asynccontextmanager
     async def stream(

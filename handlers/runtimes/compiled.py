@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from torch._dynamo.utils import counters
 
+from handlers.runtimes.base import to_device
 from handlers.runtimes.compile_settings import DTYPES, CompileSettings, compile_options
 from handlers.runtimes.spec_module import build_module
 
@@ -118,7 +119,7 @@ class CompiledRuntime:
         return tensor.float().cpu()
 
     def _prepare(self, tensor: torch.Tensor, axes: tuple[int, ...]) -> torch.Tensor:
-        t = tensor.to(self.device)
+        t = to_device(tensor, self.device)
         if t.is_floating_point():
             t = t.to(self.dtype)
         for axis in axes:
