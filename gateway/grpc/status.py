@@ -77,15 +77,32 @@ def rpc(method: F) -> F:
     return cast(F, _unary(method))
 
 
+class _Tracked:
+    """The call's context as the servicer method sees it, noting whether the initial metadata
+    has gone out: once it has, a failure must not send it again (grpc raises a UsageError)."""
+
+    def __init__(self, context: Context) -> None:
+        self._context = context
+        self.metadata_sent = False
+
+    async def send_initial_metadata(self, metadata: Any) -> None:
+        self.metadata_sent = True
+        await self._context.send_initial_metadata(metadata)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+
 def _unary(
     method: Callable[[Any, Any, Context], Coroutine[Any, Any, Any]],
 ) -> Callable[[Any, Any, Context], Coroutine[Any, Any, Any]]:
     @functools.wraps(method)
     async def call(self: Any, request: Any, context: Context) -> Any:
+        tracked = _Tracked(context)
         try:
-            return await method(self, request, context)
+            return await method(self, request, cast(Context, tracked))
         except Exception as exc:
-            await _fail(context, exc, method)
+            await _fail(context, exc, method, sent=tracked.metadata_sent)
 
     return call
 
@@ -95,14 +112,17 @@ def _streaming(
 ) -> Callable[[Any, Any, Context], AsyncGenerator[Any, None]]:
     @functools.wraps(method)
     async def call(self: Any, request: Any, context: Context) -> AsyncGenerator[Any, None]:
+        tracked = _Tracked(context)
         sent = False  # an answer sent the initial metadata
         try:
-            async with contextlib.aclosing(method(self, request, context)) as answers:
+            async with contextlib.aclosing(
+                method(self, request, cast(Context, tracked))
+            ) as answers:
                 async for answer in answers:
                     sent = True
                     yield answer
         except Exception as exc:
-            await _fail(context, exc, method, sent=sent)
+            await _fail(context, exc, method, sent=sent or tracked.metadata_sent)
 
     return call
 

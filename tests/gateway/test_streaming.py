@@ -134,7 +134,9 @@ def test_a_refusal_before_the_stream_is_torchserves_error(gw: RunningGateway) ->
 def test_an_error_after_the_stream_began_is_a_last_error_event(
     gw: RunningGateway, field: str, code: int, message: str
 ) -> None:
-    body = {"inputs": "hi", "stream": True, "tokens": 5, field: 2}
+    # A pause before the break: pieces still buffered when a connection breaks are lost with
+    # it (aiohttp raises at once), so the two before it are given time to go.
+    body = {"inputs": "hi", "stream": True, "tokens": 5, field: 2, "delay": 0.2}
     with httpx.stream("POST", f"{gw.url}/predictions/llm", json=body, timeout=30) as resp:
         got = events(resp)
     assert [name for name, _ in got] == ["message", "message", "error"]
@@ -207,7 +209,9 @@ def test_grpc_stream_errors_end_the_call_with_their_code(gw: RunningGateway) -> 
             list(refused)
         got = []
         broken = stub.StreamPredictions(
-            _grpc_request({"inputs": "x", "stream": True, "break_after": 2})
+            # The break comes after a pause: pieces still buffered when a connection breaks
+            # are lost with it (aiohttp raises at once), so the test gives them time to go.
+            _grpc_request({"inputs": "x", "stream": True, "break_after": 2, "delay": 0.2})
         )
         with pytest.raises(grpc.RpcError) as after:
             for message in broken:
@@ -268,7 +272,9 @@ def test_oip_errors_keep_the_oip_shape(gw: RunningGateway) -> None:
     assert refused.status_code == 400 and refused.json() == {"error": "refused"}
     unknown = httpx.post(f"{gw.url}/v2/models/nope/generate_stream", json=_oip_body(), timeout=30)
     assert unknown.status_code == 404 and "error" in unknown.json()
-    with httpx.stream("POST", url, json=_oip_body(tokens=5, break_after=1), timeout=30) as resp:
+    with httpx.stream(
+        "POST", url, json=_oip_body(tokens=5, break_after=1, delay=0.2), timeout=30
+    ) as resp:
         got = events(resp)
     assert [name for name, _ in got] == ["message", "error"]
     assert "the model server" in got[-1][1]["error"]

@@ -108,6 +108,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             for i in range(int(body.get("tokens", 5))):
                 if i == body.get("break_after"):
+                    time.sleep(float(body.get("delay", 0)))  # the pieces before it are read
                     seen.finish = "broken"
                     self.wfile.write(b'5\r\n{"tok')  # a chunk cut short, then nothing
                     self.wfile.flush()
