@@ -11,7 +11,8 @@ that runs the thing itself (a subprocess, its own export), from its module's ``p
 - ``torchserve``: a real TorchServe (Java) on loopback;
 - ``browser``: a real Chromium;
 - ``slow``: none of those, but seconds of traffic or waiting (10,000 requests, whole canary
-  analysis intervals, slow clients); marked by hand, run by ``make test`` only.
+  analysis intervals, slow clients, gateway processes started, drained and restarted); marked
+  by hand, run by ``make test`` only.
 
 A gateway test whose point is the gateway's own logic runs against the in-process fake
 TorchServe (``tests/support/fake_torchserve.py``, fixtures in ``tests/gateway/conftest.py``),

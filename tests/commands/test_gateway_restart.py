@@ -27,6 +27,9 @@ from tests.gateway.support import TOKEN, fire, variant, wait_for, write_config
 from tests.support.steady_load import HttpLoad
 from tests.support.stub_backend import StubBackend, stub_backend
 
+# Gateway processes started, drained and restarted: seconds each (tests/conftest.py).
+pytestmark = pytest.mark.slow
+
 RATE = 20.0
 IN_FLIGHT = {"sleep": 0.3}  # each request takes a while: some are in flight at any moment
 

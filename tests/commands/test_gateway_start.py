@@ -8,9 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.conftest import free_ports
+
+# Gateway processes started, drained and restarted: seconds each (tests/conftest.py).
+pytestmark = pytest.mark.slow
 
 GOOD = {
     "backends": {"ts": {"inference_url": "http://127.0.0.1:9"}},

@@ -36,6 +36,9 @@ from tests.gateway.support import (
 )
 from tests.support.stub_backend import StubBackend, stub_backend
 
+# Gateway processes started, drained and restarted: seconds each (tests/conftest.py).
+pytestmark = pytest.mark.slow
+
 HOLD = {"hold": True}
 
 

@@ -82,6 +82,7 @@ def test_request_id_and_variant_headers(fake_config_path: Path) -> None:
     assert unknown.headers["x-request-id"]
 
 
+@pytest.mark.slow  # 400 requests end to end: seconds; the split itself is test_routing.py's
 def test_four_hundred_requests_split_90_10_within_five_sd(fake_config_path: Path) -> None:
     """The split seen end to end, cheaply: 400 requests, canary count within 5 sd of 40 (a
     false failure once in ~1.7 million runs). The precise 10,000-draw check of the routing
