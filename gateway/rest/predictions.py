@@ -32,7 +32,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import bodies
-from gateway.backends import Payload
+from gateway.backends import BackendResponse, Payload
 from gateway.dataplane import DataPlane, Inference
 from gateway.errors import GatewayError
 from gateway.rest import sse
@@ -103,15 +103,14 @@ class PredictionsAPI:
             log.exception("unhandled error on %s", scope["path"])
             await _send_error(send, GatewayError(), rid)
             return
-        resp = out.response
-        await _send(
-            send,
-            resp.status,
-            resp.body,
-            content_type=resp.content_type,
-            rid=rid,
-            variant=out.variant.name,
-        )
+        await _send_answer(send, out.response, rid=rid, variant=out.variant.name)
+
+
+async def _send_answer(send: Send, resp: BackendResponse, *, rid: str, variant: str) -> None:
+    """A worker's answer as it came (status, body, content type), with the gateway's headers."""
+    await _send(
+        send, resp.status, resp.body, content_type=resp.content_type, rid=rid, variant=variant
+    )
 
 
 async def _stream(
@@ -126,15 +125,7 @@ async def _stream(
     async with call.stream(payload, facts) as stream:
         variant = stream.variant.name
         if stream.refusal is not None:  # as a unary answer: TorchServe's error, unchanged
-            resp = stream.refusal
-            await _send(
-                send,
-                resp.status,
-                resp.body,
-                content_type=resp.content_type,
-                rid=rid,
-                variant=variant,
-            )
+            await _send_answer(send, stream.refusal, rid=rid, variant=variant)
             return
         await sse.relay(send, receive, stream.pieces, EVENTS, sse.head(rid, variant))
 
