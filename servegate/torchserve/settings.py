@@ -59,6 +59,9 @@ class TorchServeSettings(BaseModel):
     token_expiration_min: int = Field(default=60, ge=1)
     ready_timeout_s: float = Field(default=300.0, gt=0)
     max_request_size: int = Field(default=16 * 1024 * 1024, ge=1024)
+    # Requests queued per model before TorchServe answers 503: its own default. Raise it when
+    # more requests are in flight per model than its workers take at once (benchmarks).
+    job_queue_size: int = Field(default=100, ge=1)
     # Given to the workers as SERVEGATE_CANCEL_DIR: where the gateway leaves a marker when a
     # streaming client leaves (the gateway's cancel_dir, the same directory). None: off.
     cancel_dir: Path | None = None
@@ -126,6 +129,7 @@ class TorchServeSettings(BaseModel):
             "allowed_urls": f"file://{re.escape(str(store))}/.*",
             "max_request_size": self.max_request_size,
             "max_response_size": self.max_request_size,
+            "job_queue_size": self.job_queue_size,
             "install_py_dep_per_model": "false",
             "enable_envvars_config": "false",
             "default_response_timeout": 120,
