@@ -129,7 +129,7 @@ def stages(
 ) -> dict[str, Any]:
     """The handler's stage times at batch 1, the served mean batch and the maximum."""
     mar = next(store.rglob(f"{args.model}_torchscript.mar"))
-    batches = tuple(sorted({1, max(1, round(served["mean_batch"])), args.batch_size}))
+    batches = tuple(sorted({1, max(1, round(served.get("mean_batch", 1))), args.batch_size}))
     times = stage_times(mar, body, batches, args.device)
     log.info("handler stages: %s", times)
     return times

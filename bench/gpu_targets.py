@@ -86,6 +86,7 @@ def environment(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per readiness poll
     # `timeout` sends SIGTERM: unwind, so TorchServe and the gateway are stopped and the
     # results written so far stay on disk.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -129,7 +129,6 @@ def run_load(load: Load, processes: int, failures: list[str] | None = None) -> d
         "rps": round(rps, 1),
         "p50_ms": round(pct(latencies, 50), 2),
         "p99_ms": round(pct(latencies, 99), 2),
-        "mean_batch": round(sum(batches) / max(len(batches), 1), 2),
         "requests": len(latencies),
         # Near 1.0 per process, the load generator itself is the limit.
         "client_cores": round(sum(part[3] / part[2] for part in parts), 2),
@@ -138,6 +137,8 @@ def run_load(load: Load, processes: int, failures: list[str] | None = None) -> d
         "window_start": min(part[6] for part in parts),
         "window_end": max(part[6] + part[2] for part in parts),
     }
+    if any(batches):  # the worker's batch size, where the answer carries it (direct only)
+        result["mean_batch"] = round(sum(batches) / len(batches), 2)
     if failed:
         result["errors"] = failed
         firsts = [part[5] for part in parts if part[5]]

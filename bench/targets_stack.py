@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import subprocess
 import time
 import urllib.request
@@ -145,7 +146,7 @@ def start_gateway(config: dict[str, Any], work: Path, workers: int, name: str) -
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise GatewayRefused(log_tail(log_file, 8))
+            raise GatewayRefused(refusal(log_file))
         try:
             with urllib.request.urlopen(gateway.url("/ping"), timeout=2) as resp:
                 if resp.status == 200:
@@ -154,6 +155,13 @@ def start_gateway(config: dict[str, Any], work: Path, workers: int, name: str) -
             time.sleep(0.3)
     gateway.stop()
     raise GatewayRefused(f"no answer on /ping within 60 s: {log_tail(log_file, 8)}")
+
+
+def refusal(path: Path) -> str:
+    """Why the gateway exited at start: its error lines, without their time and level."""
+    lines = log_tail(path, 20).splitlines()
+    errors = [line for line in lines if "ERROR" in line or "rror" in line] or lines[-3:]
+    return " | ".join(re.sub(r"^\d\d:\d\d:\d\d\s+ERROR\s+", "", e).strip() for e in errors)
 
 
 def log_tail(path: Path, lines: int) -> str:
