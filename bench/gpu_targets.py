@@ -65,6 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--worker-compile-threads", type=int, default=1, help="Inductor's, per worker; 0: its own"
     )
+    p.add_argument("--export-timeout-s", type=float, default=240.0, help="per model and format")
     p.add_argument("--ready-timeout-s", type=float, default=240.0, help="for all workers")
     args = p.parse_args(argv)
     args.models = [m for m in args.models.split(",") if m]

@@ -13,8 +13,11 @@ message.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import multiprocessing
 import re
+import signal
 import subprocess
 import time
 import urllib.request
@@ -70,32 +73,80 @@ def build_store(store: Path, args: argparse.Namespace) -> dict[str, Served]:
 def export_one(
     model: str, store: Path, args: argparse.Namespace, serving: dict[str, int]
 ) -> Served:
+    """``model`` exported as ``args.format``, else as ``args.fallback`` (fp32), each in a
+    process of its own: a native crash (seen here once: the main process aborted with "double
+    free or corruption" in a compile bf16 parity check on the CPU) loses that attempt only,
+    and this process never holds the export's GPU memory or compiled graphs."""
     attempts = [(args.format, args.precision)]
     if args.fallback and args.fallback != args.format:
         attempts.append((args.fallback, "fp32"))
     served = Served(model)
     for fmt, precision in attempts:
         started = time.perf_counter()
-        try:
-            report = quick_export(
-                model, store, (fmt,), device=args.device, serving=serving, precision=precision
-            )
-            entry = report.formats[fmt]
-            error = entry.error
-        except Exception as exc:  # a failed export is this model's result, not the run's end
-            log.exception("[%s] export as %s %s failed", model, fmt, precision)
-            entry, error = None, f"{type(exc).__name__}: {exc}"
-        seconds = round(time.perf_counter() - started, 1)
-        if entry is not None and error is None:
-            served.export[f"{fmt}_{precision}"] = {"export_s": seconds} | entry.model_dump(
-                include={"max_abs_err", "min_cosine", "compile_cold_s", "compile_warm_s"}
-            )
+        job = ExportJob(model, str(store), fmt, precision, args.device, serving)
+        outcome = export_in_child(job, store.parent / f"export-{model}-{fmt}.json", args)
+        outcome["export_s"] = round(time.perf_counter() - started, 1)
+        served.export[f"{fmt}_{precision}"] = outcome
+        if outcome.get("error") is None:
             served.archive, served.format, served.precision = f"{model}_{fmt}", fmt, precision
-            log.info("[%s] exported as %s %s in %.1f s", model, fmt, precision, seconds)
+            log.info("[%s] exported as %s %s in %.1f s", model, fmt, precision, outcome["export_s"])
             return served
-        served.export[f"{fmt}_{precision}"] = {"export_s": seconds, "error": str(error)[-2000:]}
-        log.error("[%s] no %s %s archive: %s", model, fmt, precision, str(error)[-500:])
+        log.error("[%s] no %s %s archive: %s", model, fmt, precision, outcome["error"][-500:])
     return served
+
+
+@dataclass(frozen=True)
+class ExportJob:
+    model: str
+    store: str
+    fmt: str
+    precision: str
+    device: str
+    serving: dict[str, int]
+
+
+def export_in_child(job: ExportJob, result: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Run ``_export`` in a spawned process; what it reported, or why it reported nothing."""
+    result.unlink(missing_ok=True)
+    child = multiprocessing.get_context("spawn").Process(target=_export, args=(job, str(result)))
+    child.start()
+    try:
+        child.join(args.export_timeout_s)
+    finally:
+        if child.is_alive():  # past the timeout, or this process is being stopped
+            child.kill()
+            child.join()
+    if result.is_file():
+        outcome: dict[str, Any] = json.loads(result.read_text())
+        return outcome
+    code = child.exitcode
+    how = (
+        f"signal {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit {code}"
+    )
+    return {"error": f"the export's process ended without a result ({how}; its log is above)"}
+
+
+def _export(job: ExportJob, result: str) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    outcome: dict[str, Any]
+    try:
+        report = quick_export(
+            job.model,
+            Path(job.store),
+            (job.fmt,),  # type: ignore[arg-type]
+            device=job.device,
+            serving=job.serving,
+            precision=job.precision,  # type: ignore[arg-type]
+        )
+        entry = report.formats[job.fmt]  # type: ignore[index]
+        fields = {"max_abs_err", "min_cosine", "compile_cold_s", "compile_warm_s", "error"}
+        outcome = entry.model_dump(include=fields)
+        if outcome["error"] is not None:
+            outcome["error"] = str(outcome["error"])[-2000:]
+    except Exception as exc:  # a failed export is this model's result, not the run's end
+        log.exception("[%s] export as %s %s failed", job.model, job.fmt, job.precision)
+        outcome = {"error": f"{type(exc).__name__}: {exc}"[-2000:]}
+    Path(result).write_text(json.dumps(outcome))
 
 
 def gateway_config(
