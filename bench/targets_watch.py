@@ -48,26 +48,18 @@ class Sampler:
         self.gpu: list[tuple[float, float]] = []  # (time, utilisation %)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._smi: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> Sampler:
         self._threads.append(threading.Thread(target=self._cpu_loop, daemon=True))
         smi = shutil.which("nvidia-smi")
         if smi:
-            argv = [smi, "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"]
-            self._smi = subprocess.Popen(
-                [*argv, "-lms", "250"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-            )
-            self._threads.append(threading.Thread(target=self._gpu_loop, daemon=True))
+            self._threads.append(threading.Thread(target=self._gpu_loop, args=(smi,), daemon=True))
         for thread in self._threads:
             thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        if self._smi is not None:
-            self._smi.terminate()
-            self._smi.wait(10)
         for thread in self._threads:
             thread.join(10)
 
@@ -79,13 +71,16 @@ class Sampler:
             self.samples.append(sample)
             self._stop.wait(self.every_s)
 
-    def _gpu_loop(self) -> None:
-        assert self._smi is not None and self._smi.stdout is not None
-        for line in self._smi.stdout:
+    def _gpu_loop(self, smi: str) -> None:
+        """One query at a time (``nvidia-smi -l`` buffers its lines when writing to a pipe)."""
+        argv = [smi, "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits"]
+        while not self._stop.is_set():
             try:
-                self.gpu.append((time.time(), float(line.split(",")[0])))
-            except ValueError:
-                continue
+                run = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=5)
+                self.gpu.append((time.time(), float(run.stdout.splitlines()[0])))
+            except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+                pass
+            self._stop.wait(0.5)
 
     def cores(self, start: float, end: float) -> dict[str, float]:
         """Cores each group kept busy (CPU seconds per second) between ``start`` and ``end``
