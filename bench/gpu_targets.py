@@ -75,10 +75,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def environment(args: argparse.Namespace) -> dict[str, Any]:
     import os
+    from importlib import metadata
 
     import torch
 
     env: dict[str, Any] = {"torch": torch.__version__, "cpu_cores": os.cpu_count()}
+    for package in ("torchvision", "transformers", "torchserve", "aiohttp"):
+        try:
+            env[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            env[package] = None
     if args.device.startswith("cuda") and torch.cuda.is_available():
         env["gpu"] = torch.cuda.get_device_name(0)
     return env
