@@ -20,7 +20,7 @@ from servegate.torchserve.settings import Ports, TorchServeSettings
 
 if TYPE_CHECKING:
     from export.report import ExportReport
-    from handlers.manifest import Format
+    from handlers.manifest import Format, Precision
 
 
 @contextmanager
@@ -115,6 +115,7 @@ def quick_export(
     *,
     device: str = "cpu",
     serving: Mapping[str, int] | None = None,
+    precision: Precision = "fp32",
 ) -> ExportReport:
     """Export through the real pipeline (parity still checked) with each format timed once:
     the benchmark does its own timing. ``serving`` overrides ``model-config.yaml`` fields."""
@@ -130,5 +131,6 @@ def quick_export(
             device=device,
             timing=TimingPlan(warmup=1, min_runs=1, max_runs=1, budget_s=0.0),
             serving_overrides=serving or {},
+            precision=precision,
         )
     )
