@@ -176,6 +176,20 @@ def test_cancel_dir_must_be_absolute() -> None:
         load_settings(cancel_dir=Path("relative/cancel"))
 
 
+def test_a_cancel_dir_that_cannot_be_made_is_warned_about_not_fatal(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A container's read-only root must not keep the gateway from serving."""
+    from servegate.commands.gateway_cmd import _cancel_dir
+
+    monkeypatch.delenv("SERVEGATE_GATEWAY_CANCEL_DIR", raising=False)
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    assert _cancel_dir(blocked / "cancel") is None
+    assert "cannot make the cancel directory" in caplog.text
+    assert _cancel_dir(tmp_path / "cancel") == (tmp_path / "cancel").resolve()
+
+
 def _grpc_request(body: dict[str, Any]) -> Any:
     from tests.gateway.grpc.support import predictions
 
