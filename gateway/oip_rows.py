@@ -126,7 +126,9 @@ def _output_rows(output: Any, n: int) -> list[dict[str, Any]] | None:
 
 
 def _flat(data: list[Any]) -> list[Any]:
-    """Row-major values of nested lists, as the worker flattens tensor data."""
+    """Row-major values of nested lists, exactly as the worker flattens tensor data
+    (``handlers.oip.flatten``, which the gateway does not import): a count that differs from
+    the worker's would join a body the worker refuses alone."""
     out: list[Any] = []
     stack: list[Any] = [iter(data)]
     while stack:

@@ -6,6 +6,7 @@ answer it gets alone (native and OIP v2), a bad item gets its own 400 while its 
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.grpc.stubs import grpc_predict_v2_pb2 as oip_pb
+from tests.gateway.grpc.support import channel, mlp_tensor, oip_stub
 from tests.gateway.support import (
     RunningGateway,
     post_all,
@@ -164,3 +167,27 @@ def test_shadow_copies_and_request_metrics_count_client_requests(
         )
         stable = {"route": "minilm", "variant": "stable"}
         assert gw.metric("servegate_requests_total", **stable) == len(texts)
+
+
+@pytest.mark.parametrize("raw", [False, True], ids=["contents", "raw_input_contents"])
+def test_oip_grpc_rows_coalesced_get_the_answer_they_get_alone(
+    tmp_path: Path, fake_ts: FakeTorchServe, fake_backends: dict[str, Any], raw: bool
+) -> None:
+    def request(model: str, i: int) -> Any:
+        tensor = mlp_tensor([[(i - j) / 8 for j in range(16)]])
+        req = oip_pb.ModelInferRequest(model_name=model, id=f"r{i}", inputs=[tensor])
+        if raw:  # the same row as little-endian bytes, as Triton's client sends it
+            req.raw_input_contents.append(struct.pack("<16f", *tensor.contents.fp32_contents))
+            req.inputs[0].ClearField("contents")
+        return req
+
+    with gateway(tmp_path, fake_backends) as gw, channel(gw.grpc_address) as ch:
+        stub = oip_stub(ch)
+        calls = [stub.ModelInfer.future(request("mlp", i)) for i in range(6)]
+        answers = [call.result(timeout=30) for call in calls]
+        assert fake_ts.requests[MLP] < len(calls)
+        for i, got in enumerate(answers):
+            expected = stub.ModelInfer(request("mlp_alone", i), timeout=30)
+            assert (got.id, got.model_name) == (f"r{i}", "mlp")
+            assert list(got.outputs) == list(expected.outputs)
+            assert list(got.raw_output_contents) == list(expected.raw_output_contents)
