@@ -30,7 +30,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from gateway import oip_rows
+from gateway import oip_rows, raw_json
 from gateway.backends import BackendResponse, Payload
 
 Form = Literal["native", "bare", "oip"]
@@ -121,7 +121,7 @@ def join(items: Sequence[Single]) -> Payload:
 def split(items: Sequence[Single], response: BackendResponse) -> list[BackendResponse] | None:
     """Each item's own answer from the joined request's 200, or None when it does not split."""
     try:
-        answer = json.loads(response.body)
+        answer = raw_json.loads(response.body)  # numbers kept as the worker wrote them
     except ValueError:
         return None
     if items[0].form == "oip":
@@ -130,7 +130,10 @@ def split(items: Sequence[Single], response: BackendResponse) -> list[BackendRes
         parts = _split_native(answer, len(items), bare=items[0].form == "bare")
     if parts is None:
         return None
-    return [BackendResponse(response.status, _dumps(part), response.content_type) for part in parts]
+    return [
+        BackendResponse(response.status, raw_json.dumps(part), response.content_type)
+        for part in parts
+    ]
 
 
 def _dumps(value: Any) -> bytes:
