@@ -27,7 +27,7 @@ from tests.gateway.support import (
 )
 from tests.support.fake_torchserve import FakeTorchServe
 
-COALESCE = {"max_items": 8, "max_wait_ms": 300}
+COALESCE = {"max_items": 8, "max_wait_ms": 500}
 MINILM = ("minilm_torchscript", "1.0")
 MLP = ("mlp_torchscript", "1.0")
 
