@@ -1,15 +1,19 @@
 """Coalescing in front of a real TorchServe: concurrent single-item requests through a route
 with ``coalesce`` get the answers the same requests get alone through a route without it, from
 the real handler's multi-item answers split back (MiniLM texts, one cut to the model's window;
-a text the worker refuses; mlp OIP v2 rows)."""
+a text the worker refuses; mlp OIP v2 rows; resnet18 JPEGs sent as bytes and as base64 JSON,
+one of them corrupt)."""
 
 from __future__ import annotations
 
+import base64
+import io
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 
 from tests.gateway.support import post_all, run_gateway, ts_backend, variant, write_config
 from tests.support.tsclient import TorchServeClient
@@ -46,6 +50,38 @@ def same_answer(got: httpx.Response, expected: httpx.Response, *, route: str = "
     if route and isinstance(reference, dict) and "model_name" in reference:
         reference["model_name"] = route  # the public name is the route's
     assert close(got.json(), reference), (got.text[:300], expected.text[:300])
+
+
+def jpeg(i: int) -> bytes:
+    buf = io.BytesIO()
+    size = (96 + 16 * i, 80 + 8 * i)
+    Image.radial_gradient("L").resize(size).convert("RGB").rotate(30 * i).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def test_coalesced_images_equal_uncoalesced_images(
+    tmp_path: Path, torchserve: TorchServeClient
+) -> None:
+    routes = {
+        "resnet": {"variants": [variant("s", "resnet18_onnx", 100)], "coalesce": COALESCE},
+        "resnet_alone": {"variants": [variant("s", "resnet18_onnx", 100)]},
+    }
+    config = write_config(tmp_path / "gateway.yaml", {"ts": ts_backend(torchserve)}, routes)
+    images = [jpeg(i) for i in range(5)]
+    images.insert(2, b"\xff\xd8\xff not a jpeg")  # refused by the worker: its own 400 only
+    as_json = [{"inputs": [base64.b64encode(image).decode()]} for image in images]
+    with run_gateway(config) as gw, gw.client() as client:
+        headers = {"Content-Type": "image/jpeg"}
+        got = post_all(f"{gw.url}/predictions/resnet", list(images), headers)
+        assert [a.status_code for a in got] == [200, 200, 400, 200, 200, 200]
+        for image, answer in zip(images, got, strict=True):
+            alone = client.post("/predictions/resnet_alone", content=image, headers=headers)
+            same_answer(answer, alone)
+        got = post_all(f"{gw.url}/predictions/resnet", as_json)
+        for body, answer in zip(as_json, got, strict=True):
+            same_answer(answer, client.post("/predictions/resnet_alone", json=body))
+        joined = {"route": "resnet", "variant": "s", "reason": "client_error"}
+        assert gw.metric("servegate_coalesce_fallbacks_total", **joined) >= 2
 
 
 def test_coalesced_answers_equal_uncoalesced_answers(
