@@ -161,7 +161,9 @@ class Coalescer:
         fallback = await self._joined(target, waiting)
         if fallback is not None:
             self.metrics.coalesce_fallbacks.labels(*target.labels, fallback).inc()
-            log.debug("a coalesced request of %s/%s: each item sent alone", *target.labels)
+            # A client's bad item is routine; an answer that does not split is not.
+            level = logging.DEBUG if fallback == "client_error" else logging.WARNING
+            log.log(level, "coalesced %s/%s (%s): each item sent alone", *target.labels, fallback)
             await asyncio.gather(*(self._alone(target, w) for w in waiting))
 
     async def _joined(self, target: Target, waiting: list[_Waiting]) -> str | None:

@@ -198,3 +198,16 @@ def test_a_group_goes_before_its_joined_body_would_pass_the_size_bound(
     assert [a.status for a in answers] == [200, 200, 200]
     sent = [json.loads(c[1].body) for c in backend.calls]
     assert sent == [{"inputs": [1, 2]}, {"inputs": [3]}]
+
+
+def test_an_answer_that_does_not_split_sends_each_item_alone() -> None:
+    dp, backend = coalescing(max_items=2)
+    backend.answers = [BackendResponse(200, b'{"outputs": "not per item"}', "application/json")]
+    answers = run(dp, together(infer(dp, 1), infer(dp, 2)))
+    assert [json.loads(a.body) for a in answers] == [{"outputs": [[2]]}, {"outputs": [[4]]}]
+    assert [json.loads(c[1].body) for c in backend.calls] == [
+        {"inputs": [1, 2]},
+        {"inputs": [1]},
+        {"inputs": [2]},
+    ]
+    assert sample(dp, "servegate_coalesce_fallbacks_total", reason="unsplittable") == 1
