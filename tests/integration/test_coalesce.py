@@ -52,6 +52,16 @@ def same_answer(got: httpx.Response, expected: httpx.Response, *, route: str = "
     assert close(got.json(), reference), (got.text[:300], expected.text[:300])
 
 
+def paired_routes(**models: str) -> dict[str, Any]:
+    """Per public name, a route to the model that coalesces, and ``<name>_alone`` that does not
+    (the reference answers)."""
+    routes: dict[str, Any] = {}
+    for name, model in models.items():
+        routes[name] = {"variants": [variant("s", model, 100)], "coalesce": COALESCE}
+        routes[f"{name}_alone"] = {"variants": [variant("s", model, 100)]}
+    return routes
+
+
 def jpeg(i: int) -> bytes:
     buf = io.BytesIO()
     size = (96 + 16 * i, 80 + 8 * i)
@@ -62,10 +72,7 @@ def jpeg(i: int) -> bytes:
 def test_coalesced_images_equal_uncoalesced_images(
     tmp_path: Path, torchserve: TorchServeClient
 ) -> None:
-    routes = {
-        "resnet": {"variants": [variant("s", "resnet18_onnx", 100)], "coalesce": COALESCE},
-        "resnet_alone": {"variants": [variant("s", "resnet18_onnx", 100)]},
-    }
+    routes = paired_routes(resnet="resnet18_onnx")
     config = write_config(tmp_path / "gateway.yaml", {"ts": ts_backend(torchserve)}, routes)
     images = [jpeg(i) for i in range(5)]
     images.insert(2, b"\xff\xd8\xff not a jpeg")  # refused by the worker: its own 400 only
@@ -87,12 +94,7 @@ def test_coalesced_images_equal_uncoalesced_images(
 def test_coalesced_answers_equal_uncoalesced_answers(
     tmp_path: Path, torchserve: TorchServeClient
 ) -> None:
-    routes = {
-        "minilm": {"variants": [variant("s", "minilm_torchscript", 100)], "coalesce": COALESCE},
-        "minilm_alone": {"variants": [variant("s", "minilm_torchscript", 100)]},
-        "mlp": {"variants": [variant("s", "mlp_torchscript", 100)], "coalesce": COALESCE},
-        "mlp_alone": {"variants": [variant("s", "mlp_torchscript", 100)]},
-    }
+    routes = paired_routes(minilm="minilm_torchscript", mlp="mlp_torchscript")
     config = write_config(tmp_path / "gateway.yaml", {"ts": ts_backend(torchserve)}, routes)
     texts: list[Any] = [{"inputs": [t]} for t in TEXTS]
     with_bad = [*texts[:3], {"inputs": [42]}, *texts[3:]]  # 42: refused by the worker
