@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from gateway import retries
 from gateway.backends import BackendResponse, Payload
+from gateway.cancel import client_left, new_request_id
 from gateway.coalesce import Target
 from gateway.config import Route, Variant
 from gateway.errors import UpstreamError
@@ -107,7 +108,16 @@ class Forwarding:
             target = Target(self.route_name, variant, backend)
             return await self.gw.coalescer.predict(target, policy, self.payload, self.deadline)
         timeout_s = max(self.deadline - time.perf_counter(), 0.001)
-        return await backend.predict(variant, self.payload, timeout_s)
+        cancel_dir = self.gw.settings.cancel_dir
+        if cancel_dir is None:
+            return await backend.predict(variant, self.payload, timeout_s)
+        # As for a stream (gateway.relay): a unary generation whose client leaves is stopped.
+        request_id = new_request_id()
+        try:
+            return await backend.predict(variant, self.payload, timeout_s, request_id)
+        except asyncio.CancelledError:
+            client_left(cancel_dir, request_id)
+            raise
 
 
 def observe(

@@ -167,6 +167,21 @@ def test_a_client_that_leaves_stops_the_generation(
     assert list(cancel_dir.iterdir()) == []  # the worker took its marker
 
 
+def test_a_unary_client_that_leaves_stops_the_generation_too(
+    gw: RunningGateway, stub: StreamStub, cancel_dir: Path
+) -> None:
+    body = {"inputs": "hi", "tokens": 200, "delay": 0.05}  # 10 s of generation
+    with pytest.raises(httpx.ReadTimeout):  # the client gives up after 0.5 s and hangs up
+        httpx.post(f"{gw.url}/predictions/llm", json=body, timeout=0.5)
+    wait_for(lambda: stub.seen and stub.seen[0].finish == "cancelled", "the upstream to stop")
+    seen = stub.seen[0]
+    assert seen.tokens < 100
+    assert seen.request_id is not None and re.fullmatch(r"[0-9a-f]{32}", seen.request_id)
+    labels = {"route": "llm", "variant": "stable", "protocol": "rest"}
+    wait_for(lambda: gw.metric("servegate_requests_total", **labels, code="499") == 1, "499")
+    assert list(cancel_dir.iterdir()) == []  # the worker took its marker
+
+
 def test_cancel_dir_must_be_absolute() -> None:
     from pydantic import ValidationError
 
