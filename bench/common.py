@@ -20,8 +20,7 @@ from servegate.torchserve.settings import Ports, TorchServeSettings
 
 if TYPE_CHECKING:
     from export.report import ExportReport
-    from handlers.manifest import Format
-    from handlers.runtimes.compile_settings import Precision
+    from handlers.manifest import Format, Precision
 
 
 @contextmanager
@@ -119,8 +118,7 @@ def quick_export(
     precision: Precision = "fp32",
 ) -> ExportReport:
     """Export through the real pipeline (parity still checked) with each format timed once:
-    the benchmark does its own timing. ``serving`` overrides ``model-config.yaml`` fields;
-    ``precision`` is what the formats that take one compute in (``compile``)."""
+    the benchmark does its own timing. ``serving`` overrides ``model-config.yaml`` fields."""
     # Imported here: load generator processes import this module and need no torch.
     from export.pipeline import ExportRequest, run_export
     from export.timing import TimingPlan

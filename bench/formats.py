@@ -5,7 +5,7 @@ that fails is listed with its reason and not timed), then every runtime runs the
 in turn, round after round: a round's ratio eager/format comes from the same few seconds of
 this shared, noisy machine, and the speedup reported is the median of those ratios.
 
-    .venv/bin/python -m bench.formats [--rounds 5] > formats.json
+    .venv/bin/python -m bench.formats [--rounds 5] [--models minilm] > formats.json
 """
 
 from __future__ import annotations
@@ -25,9 +25,10 @@ import torch
 
 from bench.common import quick_export
 from export.registry import resolve
-from export.report import ExportReport
-from handlers.manifest import Format
+from export.report import FormatReport
+from handlers.manifest import Format, Precision
 from handlers.runtimes import Runtime, load_runtime
+from handlers.runtimes.compiled import CompiledRuntime
 from handlers.runtimes.eager import EagerRuntime
 
 log = logging.getLogger("bench")
@@ -46,23 +47,54 @@ class Case:
     batches: tuple[int, ...] = (1, 8, 32)
     seq: int = 0  # 0: the model has no sequence axis
     seq_sweep: tuple[int, ...] = ()  # at batch 8, for the cost-vs-length plot
+    # The compile format, exported once per precision (its own export: precision is per export).
+    compile_precisions: tuple[Precision, ...] = ()
 
 
 CASES = (
-    Case("minilm", ("torchscript", "aoti", "onnx", "onnx_int8"), seq=128, seq_sweep=(32, 64, 256)),
+    Case(
+        "minilm",
+        ("torchscript", "aoti", "onnx", "onnx_int8"),
+        seq=128,
+        seq_sweep=(32, 64, 256),
+        compile_precisions=("fp32", "bf16"),
+    ),
     Case("resnet18", ("torchscript", "aoti", "onnx")),
 )
 
 
-def export_all(case: Case, out: Path) -> tuple[ExportReport, dict[str, Runtime]]:
+def compile_name(precision: Precision) -> str:
+    return "compile" if precision == "fp32" else f"compile_{precision}"
+
+
+def export_all(case: Case, out: Path) -> tuple[dict[str, Any], dict[str, Runtime]]:
+    """Every format that passed parity, loaded; the parity verdict of each by runtime name."""
+    cpu = torch.device("cpu")
     report = quick_export(case.model, out, case.formats)
     spec = resolve(case.model)
-    runtimes: dict[str, Runtime] = {"eager": EagerRuntime(spec.build(None), torch.device("cpu"))}
+    runtimes: dict[str, Runtime] = {"eager": EagerRuntime(spec.build(None), cpu)}
+    parity = {fmt: _parity(r) for fmt, r in report.formats.items()}
     for fmt, result in report.formats.items():
         if result.parity_ok:
             artifact = out / case.model / fmt / "artifact" / ARTIFACT[fmt]
-            runtimes[fmt] = load_runtime(fmt, artifact, torch.device("cpu"))
-    return report, runtimes
+            runtimes[fmt] = load_runtime(fmt, artifact, cpu)
+    for precision in case.compile_precisions:
+        name, where = compile_name(precision), out / compile_name(precision)
+        compiled = quick_export(case.model, where, ("compile",), precision=precision)
+        parity[name] = _parity(compiled.formats["compile"])
+        if compiled.formats["compile"].parity_ok:
+            settings = where / case.model / "compile" / "artifact" / "compile.json"
+            runtimes[name] = CompiledRuntime.load(settings, cpu)
+    return parity, runtimes
+
+
+def _parity(r: FormatReport) -> dict[str, Any]:
+    return {
+        "verified": r.parity_ok,
+        "max_abs_err": r.max_abs_err,
+        "min_cosine": r.min_cosine,
+        "error": r.error,
+    }
 
 
 def interleaved(
@@ -107,36 +139,29 @@ def rows_for(
 
 
 def run_case(case: Case, out: Path, rounds: int) -> dict[str, Any]:
-    report, runtimes = export_all(case, out)
+    parity, runtimes = export_all(case, out)
     rows = [r for b in case.batches for r in rows_for(case, runtimes, b, case.seq, rounds)]
     for seq in case.seq_sweep:
         rows += rows_for(case, runtimes, 8, seq, rounds)
-    parity = {
-        fmt: {
-            "verified": r.parity_ok,
-            "max_abs_err": r.max_abs_err,
-            "min_cosine": r.min_cosine,
-            "error": r.error,
-        }
-        for fmt, r in report.formats.items()
-    }
     return {"parity": parity, "rows": rows}
 
 
-def run(rounds: int) -> dict[str, Any]:
+def run(rounds: int, models: tuple[str, ...] = ()) -> dict[str, Any]:
     result: dict[str, Any] = {"threads": torch.get_num_threads(), "rounds": rounds, "models": {}}
     with tempfile.TemporaryDirectory(prefix="bench-formats-") as tmp:
         for case in CASES:
-            result["models"][case.model] = run_case(case, Path(tmp), rounds)
+            if not models or case.model in models:
+                result["models"][case.model] = run_case(case, Path(tmp), rounds)
     return result
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--models", nargs="+", choices=[c.model for c in CASES], default=())
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    json.dump(run(args.rounds), sys.stdout, indent=2)
+    json.dump(run(args.rounds, tuple(args.models)), sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0
 

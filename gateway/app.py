@@ -21,6 +21,7 @@ from gateway.admin import canary_api, variants_api
 from gateway.dataplane import DataPlane
 from gateway.errors import GatewayError
 from gateway.rest import oip, predictions
+from gateway.rest.hangup import CancelOnHangup
 from gateway.state import Gateway
 from gateway.status_page import page
 
@@ -74,7 +75,7 @@ def create_data_app(gw: Gateway) -> ASGIApp:
 
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(Exception, http_error)
-    return predictions.PredictionsAPI(app, dataplane)
+    return CancelOnHangup(predictions.PredictionsAPI(app, dataplane))
 
 
 def create_admin_app(gw: Gateway, token: str | None) -> FastAPI:

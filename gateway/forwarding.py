@@ -3,7 +3,9 @@
 A request whose worker died under it, or whose connection never opened, is retried once under
 a budget (``gateway.retries``); each attempt is measured against the variant it went to (its
 requests, latency, upstream errors and outlier ejection are that variant's). A request
-abandoned by its client (cancelled task) is counted with code 499.
+abandoned by its client (cancelled task) is counted with code 499. On a route that coalesces,
+an attempt may travel joined with other clients' (``gateway.coalesce``): it is still measured,
+retried and ejected as this client's own.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from dataclasses import dataclass
 
 from gateway import retries
 from gateway.backends import BackendResponse, Payload
+from gateway.cancel import client_left, new_request_id
+from gateway.coalesce import Target
 from gateway.config import Route, Variant
 from gateway.errors import UpstreamError
 from gateway.metrics import ProtocolName
@@ -78,9 +82,7 @@ class Forwarding:
         m.in_flight.labels(*labels).inc()
         started = time.perf_counter()
         try:
-            backend = self.table.backends[variant.backend]
-            timeout_s = max(self.deadline - started, 0.001)
-            response = await backend.predict(variant, self.payload, timeout_s)
+            response = await self._upstream(variant)
         except UpstreamError as exc:
             gw.outliers.record(route_name, self.route, variant.name, ok=False)
             m.upstream_errors.labels(*labels, protocol, exc.metric_kind).inc()
@@ -97,6 +99,25 @@ class Forwarding:
         observe(gw, labels, protocol, response.status, time.perf_counter() - started)
         gw.outliers.record(route_name, self.route, variant.name, ok=response.status < 500)
         return response
+
+    async def _upstream(self, variant: Variant) -> BackendResponse:
+        """The backend's answer to this request, joined with others' where the route coalesces."""
+        backend = self.table.backends[variant.backend]
+        policy = self.route.coalesce
+        if policy is not None:
+            target = Target(self.route_name, variant, backend)
+            return await self.gw.coalescer.predict(target, policy, self.payload, self.deadline)
+        timeout_s = max(self.deadline - time.perf_counter(), 0.001)
+        cancel_dir = self.gw.settings.cancel_dir
+        if cancel_dir is None:
+            return await backend.predict(variant, self.payload, timeout_s)
+        # As for a stream (gateway.relay): a unary generation whose client leaves is stopped.
+        request_id = new_request_id()
+        try:
+            return await backend.predict(variant, self.payload, timeout_s, request_id)
+        except asyncio.CancelledError:
+            client_left(cancel_dir, request_id)
+            raise
 
 
 def observe(

@@ -32,6 +32,8 @@ import httptools
 from prometheus_client import Counter
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from gateway.rest.hangup import hung_up
+
 LINGER_S = 2.0
 _REASONS = {408: "Request Timeout", 431: "Request Header Fields Too Large"}
 
@@ -75,6 +77,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
+        if self.cycle is not None and not self.cycle.response_complete:
+            hung_up(self.cycle.scope)  # type: ignore[arg-type]
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:

@@ -71,6 +71,10 @@ DIVERGENCE_BUCKETS = (
 )
 # Tokens per second of one stream: from a CPU test model's few to a GPU's thousands.
 TOKEN_RATE_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0)
+# Items per upstream request of a coalescing route, up to the largest max_items allowed.
+COALESCE_ITEMS_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+# A coalesced item's wait is bounded by max_wait_ms (1000 at most), usually a few ms.
+COALESCE_WAIT_BUCKETS = (0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
 # A finished run is history, not a phase (gateway/canary/status.py): how runs ended is counted in
 # servegate_canary_decisions_total{decision="promote"|"rollback"|"abort"}.
 CANARY_PHASES = ("idle", "analysing", "paused")
@@ -177,6 +181,7 @@ class GatewayMetrics:
             [*RV, "reason"],
             registry=r,
         )
+        self._coalescing(r)
         self.http_refusals = Counter(
             "servegate_http_refusals",
             "Connections refused before a request reached the app (header_timeout, "
@@ -245,6 +250,38 @@ class GatewayMetrics:
         )
         self._extra: list[Collector] = []
         self._merged: CollectorRegistry | None = None
+
+    def _coalescing(self, r: CollectorRegistry) -> None:
+        """Coalescing's own series (``gateway/coalesce.py``); requests, latency and errors
+        count client requests, as on every route."""
+        self.coalesce_items = _Histogram(
+            "servegate_coalesce_items",
+            "Client requests (items) per upstream request on a coalescing route (1: sent alone)",
+            RV,
+            buckets=COALESCE_ITEMS_BUCKETS,
+            registry=r,
+        )
+        self.coalesce_wait = _Histogram(
+            "servegate_coalesce_wait_seconds",
+            "Time a joinable request waited for its group to go upstream",
+            RV,
+            buckets=COALESCE_WAIT_BUCKETS,
+            registry=r,
+        )
+        self.coalesce_passed = _Counter(
+            "servegate_coalesce_passed",
+            "Requests on a coalescing route sent alone at once (not_joinable: not one item of "
+            "a form that joins; deadline: less time left than the wait)",
+            [*RV, "reason"],
+            registry=r,
+        )
+        self.coalesce_fallbacks = _Counter(
+            "servegate_coalesce_fallbacks",
+            "Joined requests whose items were then sent one by one (client_error: the joined "
+            "request was answered 4xx; unsplittable: its answer could not be split)",
+            [*RV, "reason"],
+            registry=r,
+        )
 
     def apply_config(self, config: GatewayConfig) -> None:
         for route_name, route in config.routes.items():

@@ -12,30 +12,26 @@ answer arrived; the worker's code for an error line; 503 when the upstream broke
 its answer; 499 when the client left first. In that last case, with ``cancel_dir`` set, the
 relay leaves the empty marker ``<cancel_dir>/<request id>`` that the worker polls after every
 token (``handlers/generation/cancel.py``) and closes the upstream connection; the marker is
-swept after ``MARKER_TTL_S`` in case no worker took it (the answer was already complete).
+swept after a minute in case no worker took it (``gateway.cancel``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 from gateway.backends import BackendResponse, Payload, StreamReply
+from gateway.cancel import client_left, new_request_id
 from gateway.config import Route, Variant
 from gateway.errors import BackendUnavailable, UpstreamError
 from gateway.forwarding import CLIENT_CLOSED, observe
 from gateway.metrics import ProtocolName
 from gateway.state import Gateway, Table
-from gateway.streams import Kind, Piece, StreamTooLong, generated_tokens, leave_cancel_marker
+from gateway.streams import Kind, Piece, StreamTooLong, generated_tokens
 from gateway.streams import pieces as read_pieces
 
-MARKER_TTL_S = 60.0
 BROKEN_OFF = "the model server ended the stream before its answer"
 
 
@@ -48,11 +44,6 @@ class Stream:
     request_id: str
     refusal: BackendResponse | None
     pieces: AsyncIterator[Piece]
-
-
-def new_request_id() -> str:
-    """The gateway's id for an upstream call: 32 hex digits, a safe file name."""
-    return uuid.uuid4().hex
 
 
 class Relay:
@@ -154,13 +145,7 @@ class Relay:
             m.tokens_per_second.labels(*labels).observe((tokens - 1) / (now - self._first))
 
     def _client_left(self) -> None:
-        directory = self.gw.settings.cancel_dir
-        if directory is None:
-            return
-        marker = leave_cancel_marker(directory, self.request_id)
-        if marker is not None:
-            loop = asyncio.get_running_loop()
-            loop.call_later(MARKER_TTL_S, _sweep, marker)
+        client_left(self.gw.settings.cancel_dir, self.request_id)
 
     def _elapsed(self) -> float:
         return time.perf_counter() - self._started
@@ -169,8 +154,3 @@ class Relay:
 async def _nothing() -> AsyncIterator[Piece]:
     return
     yield  # an async generator that yields nothing
-
-
-def _sweep(marker: Path) -> None:
-    with contextlib.suppress(OSError):
-        marker.unlink(missing_ok=True)

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from gateway.backends import Backend, GrpcPool, HttpPool, make_backend
 from gateway.canary.status import RouteStatus, StatusStore
+from gateway.coalesce import Coalescer
 from gateway.config import GatewayConfig, LoadedConfig, Route, audit, version_of
 from gateway.config.watch import ConfigWatcher
 from gateway.ejection import OutlierDetector
@@ -115,6 +116,7 @@ class Gateway:
         self.shadow = ShadowSender(self.metrics)
         self.outliers = OutlierDetector(self.metrics)
         self.retry_budget = RetryBudget()
+        self.coalescer = Coalescer(self.metrics)
         self.canary: CanaryControl | None = None  # set by the server when analysis is wired
         self.admin_lock = asyncio.Lock()
         self.requests = RequestCount()

@@ -17,7 +17,6 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -88,15 +87,3 @@ def generated_tokens(answer: bytes) -> int | None:
     details = obj.get("details") if isinstance(obj, dict) else None
     count = details.get("generated_tokens") if isinstance(details, dict) else None
     return count if isinstance(count, int) and count >= 0 else None
-
-
-def leave_cancel_marker(directory: Path, request_id: str) -> Path | None:
-    """The empty file a worker looks for to learn that this request's client left
-    (``handlers/generation/cancel.py``); ``request_id`` is the gateway's own (hex)."""
-    marker = directory / request_id
-    try:
-        marker.touch()
-    except OSError as exc:
-        log.error("cannot leave the cancel marker in %s: %s", directory, exc)
-        return None
-    return marker

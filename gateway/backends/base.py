@@ -64,9 +64,15 @@ class Backend(ABC):
 
     @abstractmethod
     async def predict(
-        self, variant: Variant, payload: Payload, timeout_s: float
+        self,
+        variant: Variant,
+        payload: Payload,
+        timeout_s: float,
+        request_id: str | None = None,
     ) -> BackendResponse:
-        """Run one inference; raises ``UpstreamError`` when no answer came back in time."""
+        """Run one inference; raises ``UpstreamError`` when no answer came back in time.
+        ``request_id`` (the gateway's own, as for ``stream``) is sent where the transport
+        carries it, so that a generation worker can be told that the client left."""
 
     def stream(
         self, variant: Variant, payload: Payload, timeout_s: float, request_id: str

@@ -96,12 +96,18 @@ class TorchServeBackend(Backend):
         raise BackendAuthRejected("the model server is unavailable")
 
     async def predict(
-        self, variant: Variant, payload: Payload, timeout_s: float
+        self,
+        variant: Variant,
+        payload: Payload,
+        timeout_s: float,
+        request_id: str | None = None,
     ) -> BackendResponse:
         if payload.inputs is not None and self.grpc is not None:
             return await self._predict_grpc(variant, payload.inputs, timeout_s)
         url = f"{self.config.inference_url}/predictions/{variant.model}/{variant.version}"
         headers = {"Content-Type": payload.content_type or "application/octet-stream"}
+        if request_id is not None:
+            headers[REQUEST_ID_HEADER] = request_id
         reply = await self._send("POST", url, headers, payload.body, timeout_s)
         if not_served(reply.status, reply.body):
             raise VariantNotServed(NOT_SERVED_MESSAGE)

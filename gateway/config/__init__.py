@@ -1,6 +1,7 @@
 """``gateway.yaml``'s one home: its schema, loading, watching, editing and the change path.
 
-schema.py    backends, routes, variants, shadow, outlier ejection (strict, frozen models)
+schema.py    backends, routes, variants, shadow, outlier ejection, coalescing (strict,
+             frozen models)
 analysis.py  a route's ``analysis`` block: how a canary is stepped up, judged and promoted
 load.py      parse and validate a file once; its version (the digest of its bytes)
 watch.py     poll the file and hand each valid change to the gateway (hot reload)
@@ -17,6 +18,7 @@ from gateway.config.analysis import Analysis, CompareMeasure
 from gateway.config.load import LoadedConfig, load_config, parse_config, validate_config, version_of
 from gateway.config.schema import (
     BackendConfig,
+    Coalesce,
     GatewayConfig,
     OutlierEjection,
     Route,
@@ -28,6 +30,7 @@ from gateway.config.schema import (
 __all__ = [
     "Analysis",
     "BackendConfig",
+    "Coalesce",
     "CompareMeasure",
     "GatewayConfig",
     "LoadedConfig",

@@ -84,6 +84,17 @@ class OutlierEjection(Frozen):
     backoff_s: float = Field(default=30.0, gt=0, le=3600)
 
 
+class Coalesce(Frozen):
+    """Join concurrent single-item requests to one variant into one upstream request
+    (``gateway/coalesce.py``): a group goes when ``max_items`` wait, or ``max_wait_ms`` after
+    its first item arrived. Keep ``max_items`` within what the model takes in one request
+    (``max_texts_per_request``, ``max_images_per_request``): a larger joined request is
+    refused and its items are then sent one by one."""
+
+    max_items: StrictInt = Field(default=32, ge=2, le=1024)
+    max_wait_ms: float = Field(default=2.0, ge=0, le=1000)
+
+
 class Route(Frozen):
     variants: tuple[Variant, ...] = Field(min_length=1)
     sticky: StickyKey | None = None
@@ -92,6 +103,7 @@ class Route(Frozen):
     timeout_s: float = Field(default=30.0, gt=0, le=600)
     outlier_ejection: OutlierEjection | None = None
     analysis: Analysis | None = None
+    coalesce: Coalesce | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Route:
@@ -104,6 +116,11 @@ class Route(Frozen):
             raise ValueError(f"variant weights must sum to 100, they sum to {total}")
         if self.shadow is not None and self.shadow.variant not in names:
             raise ValueError(f"shadow variant {self.shadow.variant!r} is not one of {names}")
+        if self.coalesce is not None and self.coalesce.max_wait_ms >= self.timeout_s * 1000:
+            raise ValueError(
+                f"coalesce.max_wait_ms ({self.coalesce.max_wait_ms:g}) must be shorter than the "
+                f"route's timeout_s ({self.timeout_s:g} s)"
+            )
         check_analysis(self)
         return self
 

@@ -23,7 +23,12 @@ import torch
 from torch._dynamo.utils import counters
 
 from handlers.runtimes.base import to_device
-from handlers.runtimes.compile_settings import DTYPES, CompileSettings, compile_options
+from handlers.runtimes.compile_settings import (
+    DTYPES,
+    CompileSettings,
+    compile_options,
+    machine_kind,
+)
 from handlers.runtimes.spec_module import build_module
 
 log = logging.getLogger(__name__)
@@ -45,6 +50,14 @@ def load_cache(path: Path, settings: CompileSettings, device: torch.device) -> b
             settings.device_type,
             torch.__version__,
             device.type,
+        )
+        return False
+    here = machine_kind(device)
+    if settings.machine is not None and settings.machine != here:
+        log.warning(
+            "the Inductor cache was compiled for %s; this worker runs on %s: compiling cold",
+            settings.machine,
+            here,
         )
         return False
     if not path.is_file():  # only the export's own cold compile starts without one

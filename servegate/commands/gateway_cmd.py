@@ -110,7 +110,17 @@ def _cancel_dir(path: Path | None) -> Path | None:
     if os.environ.get("SERVEGATE_GATEWAY_CANCEL_DIR") or path is None:
         return None  # the settings read the environment themselves
     path = path.resolve()
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a read-only filesystem (a container's root): serve all the same
+        log.warning(
+            "cannot make the cancel directory %s (%s): a streaming client that leaves will "
+            "not stop its generation; set --cancel-dir to a writable directory TorchServe's "
+            "workers share",
+            path,
+            exc.strerror or exc,
+        )
+        return None
     return path
 
 

@@ -4,6 +4,7 @@ fields fail), then the properties the design relies on."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,12 +21,14 @@ K8S_VERSION = "1.37.0"
 MANAGEMENT_PORTS = {8081, 7071}
 
 
-def render(overlay: str) -> list[dict[str, Any]]:
+def render(overlay: str | Path) -> list[dict[str, Any]]:
+    """An overlay of deploy/k8s by name, or a kustomization directory of a test's own."""
     # kubectl (in this machine image) has kustomize v5 built in: `kubectl version --client`.
     if shutil.which("kubectl") is None:
         pytest.fail("kubectl is needed to render the kustomize overlays (kubectl kustomize)")
+    where = overlay if isinstance(overlay, Path) else DEPLOY / "k8s" / "overlays" / overlay
     out = subprocess.run(
-        ["kubectl", "kustomize", str(DEPLOY / "k8s" / "overlays" / overlay)],
+        ["kubectl", "kustomize", "--load-restrictor", "LoadRestrictionsNone", str(where)],
         capture_output=True,
         text=True,
         check=True,
@@ -163,3 +166,55 @@ def test_every_manifest_file_is_used() -> None:
         listed.add(kfile.resolve())
     unused = [p for p in _paths(DEPLOY / "k8s") if p.resolve() not in listed]
     assert not unused
+
+
+def _cancel_volumes(docs: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The volume each of the gateway and TorchServe has at the cancel directory they name."""
+    gw, ts = one(docs, "Deployment", "servegate-gateway"), one(docs, "Deployment", "torchserve")
+    env = {e["name"]: e.get("value") for e in container(gw, "gateway")["env"]}
+    gw_dir = env["SERVEGATE_GATEWAY_CANCEL_DIR"]
+    args = container(ts, "torchserve")["args"]
+    ts_dir = next(a.split("=", 1)[1] for a in args if a.startswith("--cancel-dir="))
+    assert gw_dir == ts_dir, "the gateway and TorchServe must name one directory"
+    found = []
+    for deployment, name, path in ((gw, "gateway", gw_dir), (ts, "torchserve", ts_dir)):
+        mount = next(
+            m for m in container(deployment, name)["volumeMounts"] if m["mountPath"] == path
+        )
+        assert not mount.get("readOnly")
+        volumes = deployment["spec"]["template"]["spec"]["volumes"]
+        found.append(next(v for v in volumes if v["name"] == mount["name"]))
+    return found[0], found[1]
+
+
+def test_the_cancel_directory_is_a_writable_volume_in_each_pod(rendered: Any) -> None:
+    """Without a shared volume each pod has its own (the root filesystem is read-only: the
+    gateway could not make the directory there); markers then reach no worker (docs)."""
+    _, docs = rendered
+    gw_volume, ts_volume = _cancel_volumes(docs)
+    assert "emptyDir" in gw_volume and "emptyDir" in ts_volume
+
+
+def test_the_generation_cancel_component_shares_one_readwritemany_volume(tmp_path: Path) -> None:
+    k8s = DEPLOY / "k8s"
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                # kustomize takes only relative paths
+                "resources": [os.path.relpath(k8s / "overlays" / "gpu", tmp_path)],
+                "components": [os.path.relpath(k8s / "components" / "generation-cancel", tmp_path)],
+            }
+        )
+    )
+    docs = render(tmp_path)
+    for doc in docs:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+        assert doc["metadata"].get("namespace") == "servegate" or doc["kind"] == "Namespace"
+    claim = one(docs, "PersistentVolumeClaim", "servegate-generation-cancel")
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    gw_volume, ts_volume = _cancel_volumes(docs)
+    for volume in (gw_volume, ts_volume):
+        assert "emptyDir" not in volume
+        assert volume["persistentVolumeClaim"] == {"claimName": "servegate-generation-cancel"}

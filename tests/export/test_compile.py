@@ -18,7 +18,7 @@ from export.models import mlp
 from export.pipeline import ExportRequest, run_export
 from handlers.errors import IntegrityError
 from handlers.manifest import Manifest
-from handlers.runtimes.compile_settings import SETTINGS_NAME, CompileSettings
+from handlers.runtimes.compile_settings import SETTINGS_NAME, CompileSettings, machine_kind
 from handlers.runtimes.compiled import CompiledRuntime
 from handlers.service import ModelService
 from tests.conftest import QUICK_TIMING
@@ -75,6 +75,7 @@ def test_archive_holds_module_weights_and_cache(compile_store: Path, tmp_path: P
     assert set(manifest.sha256) >= ARTIFACTS  # every artifact sealed
     settings = CompileSettings.read(model_dir / SETTINGS_NAME)
     assert settings.torch_version == torch.__version__
+    assert settings.machine == machine_kind(torch.device("cpu"))
     assert settings.dynamic_axes == ((0,),)
     assert (model_dir / "inductor_cache.bin").stat().st_size > 0
 
@@ -109,7 +110,7 @@ def test_the_manifest_refuses_a_tampered_cache(compile_store: Path, tmp_path: Pa
         ModelService.load(model_dir, torch.device("cpu"))
 
 
-@pytest.mark.parametrize("damage", ["corrupt bytes", "another torch"])
+@pytest.mark.parametrize("damage", ["corrupt bytes", "another torch", "another machine"])
 def test_an_unusable_cache_compiles_cold_and_says_so(
     compile_store: Path,
     tmp_path: Path,
@@ -123,10 +124,14 @@ def test_an_unusable_cache_compiles_cold_and_says_so(
         cache = model_dir / "inductor_cache.bin"
         cache.write_bytes(cache.read_bytes()[:100] + os.urandom(64))
         expected_log = "could not be read (torch found it corrupt or empty)"
-    else:
+    elif damage == "another torch":
         settings = CompileSettings.read(model_dir / SETTINGS_NAME)
         settings.model_copy(update={"torch_version": "2.0.0"}).write(model_dir / SETTINGS_NAME)
         expected_log = "written by torch 2.0.0"
+    else:  # exported where Inductor picked another vector ISA (the same torch finds it a hit)
+        settings = CompileSettings.read(model_dir / SETTINGS_NAME)
+        settings.model_copy(update={"machine": "cpu:vsx"}).write(model_dir / SETTINGS_NAME)
+        expected_log = "compiled for cpu:vsx; this worker runs on cpu:"
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "empty-inductor-cache"))
     caplog.set_level(logging.INFO, logger="handlers.runtimes.compiled")
 

@@ -184,6 +184,24 @@ def fire(
     return asyncio.run(main())
 
 
+def post_all(
+    url: str, bodies: list[Any], headers: dict[str, str] | None = None
+) -> list[httpx.Response]:
+    """Every body POSTed at once (a connection each; bytes as they are, anything else as
+    JSON); the answers in order."""
+
+    async def main() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=len(bodies))
+        async with httpx.AsyncClient(timeout=60, limits=limits, headers=headers) as client:
+            posts = (
+                client.post(url, content=b) if isinstance(b, bytes) else client.post(url, json=b)
+                for b in bodies
+            )
+            return list(await asyncio.gather(*posts))
+
+    return asyncio.run(main())
+
+
 @dataclass
 class GatewayProcess:
     """``servegate gateway run`` in its own process (signals, exit codes, handover are real)."""

@@ -50,6 +50,7 @@ GOOD_RAW = yaml.safe_dump(GOOD).encode()
 def test_example_config_is_valid() -> None:
     loaded = load_config(ROOT / "gateway.example.yaml")
     assert {"minilm", "mlp"} <= set(loaded.config.routes)
+    assert loaded.config.routes["mlp"].coalesce is not None
     assert parse_config(GOOD_RAW).routes["m"].variants[1].weight == 10
 
 
@@ -67,6 +68,18 @@ def test_example_config_is_valid() -> None:
         (mutated("routes.m.variants.0.weight", DELETE), "routes.m.variants.0.weight"),
         (mutated("routes.m.shadow", {"variant": "ghost", "percent": 5}), "shadow variant"),
         (mutated("routes.m.sticky", {"header": "X-A", "cookie": "b"}), "exactly one"),
+        (mutated("routes.m.coalesce", {"max_items": 1}), "routes.m.coalesce.max_items"),
+        (mutated("routes.m.coalesce", {"max_items": 100_000}), "less than or equal to 1024"),
+        (mutated("routes.m.coalesce", {"max_items": "32"}), "routes.m.coalesce.max_items"),
+        (mutated("routes.m.coalesce", {"max_wait_ms": -1}), "routes.m.coalesce.max_wait_ms"),
+        (mutated("routes.m.coalesce", {"max_wait": 2}), "routes.m.coalesce.max_wait"),
+        (
+            mutated(
+                "routes.m",
+                {**GOOD["routes"]["m"], "timeout_s": 0.5, "coalesce": {"max_wait_ms": 500}},
+            ),
+            "must be shorter than the route's timeout_s",
+        ),
         (b"backends: {ts: {inference_url: [}\n", "not valid YAML"),
         (GOOD_RAW[: len(GOOD_RAW) - 20], "routes.m"),
         (b"", "expected a mapping"),
@@ -83,6 +96,12 @@ def test_example_config_is_valid() -> None:
         "missing-weight",
         "shadow-variant",
         "sticky-both",
+        "coalesce-one-item",
+        "coalesce-huge",
+        "coalesce-string",
+        "coalesce-negative-wait",
+        "coalesce-unknown-field",
+        "coalesce-wait-past-timeout",
         "yaml-syntax",
         "truncated",
         "empty",
@@ -92,6 +111,12 @@ def test_invalid_configs_are_refused(raw: bytes, points_at: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(raw)
     assert points_at in str(info.value)
+
+
+def test_coalesce_is_off_unless_asked_and_has_defaults() -> None:
+    assert parse_config(GOOD_RAW).routes["m"].coalesce is None
+    coalesce = parse_config(mutated("routes.m.coalesce", {})).routes["m"].coalesce
+    assert coalesce is not None and (coalesce.max_items, coalesce.max_wait_ms) == (32, 2.0)
 
 
 def test_all_zero_weights_are_refused() -> None:

@@ -4,7 +4,9 @@ management, token, metrics, workflow or API-description surface is reachable."""
 from __future__ import annotations
 
 import json
+import logging
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from tests.gateway.support import (
     run_gateway,
     split_route,
     ts_backend,
+    wait_for,
     write_config,
 )
 from tests.support.fake_torchserve import FakeTorchServe
@@ -211,3 +214,35 @@ def test_dot_segments_do_not_escape_the_prediction_api(fake_config_path: Path) -
                     answer += chunk
             assert answer.split(b" ")[1] in (b"404", b"405"), answer[:200]
             assert b"mlp_torchscript" not in answer
+
+
+def test_a_client_that_hangs_up_cancels_its_upstream_call_without_an_error(
+    tmp_path: Path,
+    fake_ts: FakeTorchServe,
+    fake_backends: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """As nginx and Envoy: the request is abandoned (499), not served to nobody for seconds,
+    and a hang-up is no error of the gateway's (uvicorn logs a cancelled app as one)."""
+    fake_ts.behave("mlp_torchscript", delay_s=5.0)
+    config = write_config(tmp_path / "gateway.yaml", fake_backends, {"mlp": split_route(100, 0)})
+    caplog.set_level(logging.INFO)
+    with run_gateway(config) as gw:
+        began = time.monotonic()
+        for path, body in (
+            ("/predictions/mlp", {"inputs": [MLP_ROW]}),
+            ("/v2/models/mlp/infer", OIP_BODY),
+        ):
+            with pytest.raises(httpx.ReadTimeout):
+                httpx.post(gw.url + path, json=body, timeout=0.3)
+        labels = {"route": "mlp", "variant": "stable"}
+        wait_for(
+            lambda: (
+                gw.metric("servegate_requests_total", **labels, protocol="rest", code="499") == 2
+            ),
+            "both requests counted as abandoned",
+        )
+        assert time.monotonic() - began < 4.5  # not held until the upstream's answer
+        assert gw.metric("servegate_in_flight_requests", **labels) == 0
+    assert "Exception in ASGI application" not in caplog.text
+    assert "unhandled error" not in caplog.text

@@ -167,6 +167,21 @@ def test_a_client_that_leaves_stops_the_generation(
     assert list(cancel_dir.iterdir()) == []  # the worker took its marker
 
 
+def test_a_unary_client_that_leaves_stops_the_generation_too(
+    gw: RunningGateway, stub: StreamStub, cancel_dir: Path
+) -> None:
+    body = {"inputs": "hi", "tokens": 200, "delay": 0.05}  # 10 s of generation
+    with pytest.raises(httpx.ReadTimeout):  # the client gives up after 0.5 s and hangs up
+        httpx.post(f"{gw.url}/predictions/llm", json=body, timeout=0.5)
+    wait_for(lambda: stub.seen and stub.seen[0].finish == "cancelled", "the upstream to stop")
+    seen = stub.seen[0]
+    assert seen.tokens < 100
+    assert seen.request_id is not None and re.fullmatch(r"[0-9a-f]{32}", seen.request_id)
+    labels = {"route": "llm", "variant": "stable", "protocol": "rest"}
+    wait_for(lambda: gw.metric("servegate_requests_total", **labels, code="499") == 1, "499")
+    assert list(cancel_dir.iterdir()) == []  # the worker took its marker
+
+
 def test_cancel_dir_must_be_absolute() -> None:
     from pydantic import ValidationError
 
@@ -174,6 +189,20 @@ def test_cancel_dir_must_be_absolute() -> None:
 
     with pytest.raises(ValidationError, match="absolute path"):
         load_settings(cancel_dir=Path("relative/cancel"))
+
+
+def test_a_cancel_dir_that_cannot_be_made_is_warned_about_not_fatal(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A container's read-only root must not keep the gateway from serving."""
+    from servegate.commands.gateway_cmd import _cancel_dir
+
+    monkeypatch.delenv("SERVEGATE_GATEWAY_CANCEL_DIR", raising=False)
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    assert _cancel_dir(blocked / "cancel") is None
+    assert "cannot make the cancel directory" in caplog.text
+    assert _cancel_dir(tmp_path / "cancel") == (tmp_path / "cancel").resolve()
 
 
 def _grpc_request(body: dict[str, Any]) -> Any:

@@ -17,6 +17,7 @@ Every request's ``X-Servegate-Request-Id`` and how it ended are kept for the tes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -92,12 +93,25 @@ class Handler(BaseHTTPRequestHandler):
             error = {"code": body["status"], "type": "BadRequest", "message": "refused"}
             self._whole(int(body["status"]), error)
             return
-        text = "".join(f"t{i} " for i in range(int(body.get("tokens", 5))))
         if not body.get("stream"):
-            seen.finish = "length"
-            self._whole(200, {"generated_text": text, "details": {"finish_reason": "length"}})
+            self._unary(body, seen)
             return
         self._stream(body, seen)
+
+    def _unary(self, body: dict[str, Any], seen: Seen) -> None:
+        """One answer at the end, the marker looked for after every token (as the worker)."""
+        for _ in range(int(body.get("tokens", 5))):
+            time.sleep(float(body.get("delay", 0)))
+            if self.stub.cancelled(seen.request_id):
+                seen.finish = "cancelled"
+                break
+            seen.tokens += 1
+        else:
+            seen.finish = "length"
+        text = "".join(f"t{i} " for i in range(seen.tokens))
+        details = {"finish_reason": seen.finish, "generated_tokens": seen.tokens}
+        with contextlib.suppress(OSError):  # the gateway may have closed the connection
+            self._whole(200, {"generated_text": text, "details": details})
 
     def _stream(self, body: dict[str, Any], seen: Seen) -> None:
         self.send_response(200)
