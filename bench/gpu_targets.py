@@ -67,6 +67,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--export-timeout-s", type=float, default=240.0, help="per model and format")
     p.add_argument("--ready-timeout-s", type=float, default=240.0, help="for all workers")
+    p.add_argument(
+        "--stages", action="store_true", help="also time the handler's stages per model (ms)"
+    )
     args = p.parse_args(argv)
     args.models = [m for m in args.models.split(",") if m]
     args.rows = [r for r in args.rows.split(",") if r]

@@ -87,7 +87,7 @@ def export_one(
     while attempts:
         fmt, precision = attempts.pop(0)
         started = time.perf_counter()
-        job = ExportJob(model, str(store), fmt, precision, args.device, serving)
+        job = ExportJob(model, str(store), fmt, precision, args.device, serving, args.stages)
         outcome = export_in_child(job, store.parent / f"export-{model}-{fmt}.json", args)
         outcome["export_s"] = round(time.perf_counter() - started, 1)
         key = f"{fmt}_{precision}" + ("_retry" if retried and fmt == args.format else "")
@@ -114,6 +114,7 @@ class ExportJob:
     precision: str
     device: str
     serving: dict[str, int]
+    stages: bool = False  # also time the handler's stages on the archive (bench.handler_stages)
 
 
 def export_in_child(job: ExportJob, result: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -155,10 +156,24 @@ def _export(job: ExportJob, result: str) -> None:
         outcome = entry.model_dump(include=fields)
         if outcome["error"] is not None:
             outcome["error"] = str(outcome["error"])[-2000:]
+        elif job.stages:
+            outcome["handler_stages_ms"] = _stages(job)
     except Exception as exc:  # a failed export is this model's result, not the run's end
         log.exception("[%s] export as %s %s failed", job.model, job.fmt, job.precision)
         outcome = {"error": f"{type(exc).__name__}: {exc}"[-2000:]}
     Path(result).write_text(json.dumps(outcome))
+
+
+def _stages(job: ExportJob) -> dict[str, Any]:
+    """The handler's preprocess / inference / postprocess ms per batch of one-item requests,
+    in this process, as one worker runs them (where a served request's worker time goes)."""
+    from bench.gpu_served import request_body
+    from bench.handler_stages import stage_times
+
+    mar = next(Path(job.store).rglob(f"{job.model}_{job.fmt}.mar"))
+    times = stage_times(mar, request_body(job.model), (1, 8, 32), job.device)
+    log.info("[%s] handler stages (ms per batch): %s", job.model, times)
+    return times
 
 
 def gateway_config(
