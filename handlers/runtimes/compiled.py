@@ -79,6 +79,25 @@ def load_cache(path: Path, settings: CompileSettings, device: torch.device) -> b
     return True
 
 
+# The batch sizes a CUDA-graph worker runs at (vLLM's capture sizes, TensorRT's profiles do
+# the same): at most one recorded graph each; a larger batch runs at its own size.
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+def batch_bucket(rows: int) -> int:
+    return next((b for b in BATCH_BUCKETS if b >= rows), rows)
+
+
+def pad_rows(args: list[torch.Tensor], size: int) -> list[torch.Tensor]:
+    """Each input grown along its batch axis to ``size`` rows by repeating its last row (a
+    valid input, unlike zeros: an all-zero attention mask can make NaNs); rows are computed
+    independently and the extra ones are cut from the answer."""
+    extra = size - args[0].shape[0]
+    if extra <= 0:
+        return args
+    return [torch.cat([t, t[-1:].expand(extra, *t.shape[1:])]) for t in args]
+
+
 class CompiledRuntime:
     format = "compile"
 
@@ -95,6 +114,10 @@ class CompiledRuntime:
         self.cache_loaded = cache_loaded  # False: the reason is logged, every graph is cold
         self.cache_hits = 0  # Inductor graphs this runtime found in the cache
         self.cache_misses = 0  # and those it compiled cold
+        # CUDA graphs are recorded once per distinct input shape, and recording costs far
+        # more than a replay: TorchServe's batches (and coalesced requests) come in every
+        # size, so on a GPU the batch axis is padded up to a few bucket sizes.
+        self.pad_batches = device.type == "cuda"
         self._fn = fn
 
     @classmethod
@@ -120,6 +143,9 @@ class CompiledRuntime:
             self._prepare(t, axes)
             for t, axes in zip(inputs, self.settings.dynamic_axes, strict=True)
         ]
+        rows = args[0].shape[0] if args and args[0].dim() else 0
+        if self.pad_batches and rows and all(0 in axes for axes in self.settings.dynamic_axes):
+            args = pad_rows(args, batch_bucket(rows))
         hits, misses = inductor_cache_counts()
         started = time.perf_counter()
         # no_grad, not inference_mode: Inductor freezes parameters only with grad disabled,
@@ -129,7 +155,7 @@ class CompiledRuntime:
         tensor = out if isinstance(out, torch.Tensor) else out[0]  # type: ignore[index]
         assert isinstance(tensor, torch.Tensor)
         self._count(hits, misses, started, [tuple(t.shape) for t in args])
-        return tensor.float().cpu()
+        return tensor[:rows].float().cpu() if rows else tensor.float().cpu()
 
     def _prepare(self, tensor: torch.Tensor, axes: tuple[int, ...]) -> torch.Tensor:
         t = to_device(tensor, self.device)
