@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tokenizers import Tokenizer
+from tokenizers import Encoding, Tokenizer
 
 from handlers.errors import BadRequest
 from handlers.manifest import Manifest
@@ -33,11 +33,14 @@ class TextCodec(TaskCodec):
         super().__init__(manifest, model_dir)
         config = manifest.task_config
         self.max_length = int(config["max_length"])
-        # Counts tokens (no truncation, no padding) to tell which texts were cut.
+        # Counts tokens (no truncation, no padding) to tell which texts were cut, for texts
+        # that ``collate`` did not see; those it saw say so themselves (``_cut``).
         self.counter = Tokenizer.from_file(str(model_dir / config["tokenizer"]))
         self.counter.no_truncation()  # tokenizer.json may carry settings of its own
         self.counter.no_padding()
         self.tokenizer = configured_tokenizer(model_dir / config["tokenizer"], config)
+        # Each text of the last batch collated (by identity, kept alive here): was it cut.
+        self._cut: dict[int, tuple[object, bool]] = {}
         self.max_texts = int(config.get("max_texts_per_request", 1024))
 
     def decode_native(self, body: object) -> tuple[list[Any], bool]:
@@ -63,9 +66,17 @@ class TextCodec(TaskCodec):
         return ["warm-up", "a slightly longer warm-up sentence for the model"]
 
     def collate(self, rows: Sequence[Any]) -> list[torch.Tensor]:
-        return list(encode_texts(self.tokenizer, rows))
+        encodings = self.tokenizer.encode_batch(list(rows))
+        # A truncated encoding keeps the rest of its text as ``overflowing``: the batch's own
+        # tokenisation tells which texts were cut, without tokenising them a second time
+        # (which cost a MiniLM worker on the H200 more than its model call).
+        self._cut = {id(t): (t, bool(e.overflowing)) for t, e in zip(rows, encodings, strict=True)}
+        return list(tensors_of(encodings))
 
     def truncated(self, rows: Sequence[Any]) -> list[int]:
+        seen = [self._cut.get(id(t)) for t in rows]
+        if all(s is not None and s[0] is t for s, t in zip(seen, rows, strict=True)):
+            return [i for i, s in enumerate(seen) if s is not None and s[1]]
         counts = [len(e.ids) for e in self.counter.encode_batch(list(rows))]
         return [i for i, n in enumerate(counts) if n > self.max_length]
 
@@ -81,7 +92,10 @@ def configured_tokenizer(path: Path, task_config: dict[str, Any]) -> Tokenizer:
 
 def encode_texts(tokenizer: Tokenizer, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """``input_ids`` and ``attention_mask`` of a padded batch, as the worker feeds the model."""
-    encodings = tokenizer.encode_batch(list(texts))
+    return tensors_of(tokenizer.encode_batch(list(texts)))
+
+
+def tensors_of(encodings: Sequence[Encoding]) -> tuple[torch.Tensor, torch.Tensor]:
     ids = torch.tensor([e.ids for e in encodings], dtype=torch.int64)
     mask = torch.tensor([e.attention_mask for e in encodings], dtype=torch.int64)
     return ids, mask
