@@ -117,7 +117,9 @@ class CompiledRuntime:
         # CUDA graphs are recorded once per distinct input shape, and recording costs far
         # more than a replay: TorchServe's batches (and coalesced requests) come in every
         # size, so on a GPU the batch axis is padded up to a few bucket sizes.
-        self.pad_batches = device.type == "cuda"
+        # Only where every input's batch axis (0) is dynamic: padding it is then a shape the
+        # compiled graph already takes.
+        self.pad_batches = device.type == "cuda" and all(0 in a for a in settings.dynamic_axes)
         self._fn = fn
 
     @classmethod
@@ -144,7 +146,7 @@ class CompiledRuntime:
             for t, axes in zip(inputs, self.settings.dynamic_axes, strict=True)
         ]
         rows = args[0].shape[0] if args and args[0].dim() else 0
-        if self.pad_batches and rows and all(0 in axes for axes in self.settings.dynamic_axes):
+        if self.pad_batches and rows:
             args = pad_rows(args, batch_bucket(rows))
         hits, misses = inductor_cache_counts()
         started = time.perf_counter()
